@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` and `make test`. Each sets itself up on a fresh machine.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/vlmr1 tiny-model --arch qwen2_5_vl --output runs/demo/tiny-model
+	$(BIN)/vlmr1 train --config recipes/demo/examples_grpo.yaml \
+		--model_name_or_path runs/demo/tiny-model --output_dir runs/demo/grpo
+	@echo "demo finished: model and logs in runs/demo/grpo"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test-all: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+
+clean:
+	rm -rf runs .pytest_cache

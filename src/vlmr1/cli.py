@@ -1,0 +1,65 @@
+"""The ``vlmr1`` command: thin subcommands that call into the packages.
+
+    vlmr1 train ...               GRPO training (all TRL GRPOConfig flags, or --config recipe.yaml)
+    vlmr1 tiny-model ...          write a tiny offline model + processor (tests, demo)
+    vlmr1 rewards                 list the registered reward functions and accuracy methods
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _train(argv: list[str]) -> None:
+    from vlmr1.train import main
+
+    main(argv)
+
+
+def _tiny_model(argv: list[str]) -> None:
+    from vlmr1.models import TINY_ARCHS, build_tiny_model
+
+    parser = argparse.ArgumentParser(prog="vlmr1 tiny-model", description="Write a tiny model with a real processor.")
+    parser.add_argument("--arch", default="qwen2_5_vl", choices=sorted(TINY_ARCHS))
+    parser.add_argument("--output", required=True, help="folder to write (config, weights, processor)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    path = build_tiny_model(args.arch, args.output, seed=args.seed)
+    print(f"wrote a tiny {args.arch} model to {path}")
+
+
+def _rewards(argv: list[str]) -> None:
+    from vlmr1.rewards import ACCURACY_METHODS, REWARD_REGISTRY
+
+    argparse.ArgumentParser(prog="vlmr1 rewards", description="List reward functions.").parse_args(argv)
+    for name, fn in sorted(REWARD_REGISTRY.items()):
+        doc = (fn.__doc__ or "").strip().splitlines()
+        print(f"{name:16s} {doc[0] if doc else ''}")
+    print("\naccuracy methods (--reward_method / accu_reward_method): " + ", ".join(sorted(ACCURACY_METHODS)))
+
+
+COMMANDS = {
+    "train": (_train, "GRPO training on jsonl data (every TRL GRPOConfig flag; --config recipe.yaml)"),
+    "tiny-model": (_tiny_model, "write a tiny offline model and processor for tests and the demo"),
+    "rewards": (_rewards, "list reward functions and accuracy methods"),
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        width = max(map(len, COMMANDS))
+        lines = [f"  {name:{width}s}  {help_}" for name, (_, help_) in COMMANDS.items()]
+        print("usage: vlmr1 <command> [args]\n\ncommands:\n" + "\n".join(lines)
+              + "\n\nRun `vlmr1 <command> --help` for a command's flags.")
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nvlmr1: unknown command {argv[0]!r}", file=sys.stderr)
+            sys.exit(2)
+        return
+    handler, _ = COMMANDS[argv[0]]
+    handler(argv[1:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Read the seed's jsonl files into a TRL-ready ``datasets.Dataset`` whose images load lazily.
+
+``--data_file_paths a.jsonl:b.jsonl --image_folders dir1:dir2`` pair up one folder per file; an image's path is
+``os.path.join(folder, image)``. Every line is checked before any model loads (see :mod:`vlmr1.data.schema`), and
+image files are checked to exist and to be images (a header read, not a decode). Images are decoded only when the
+trainer asks for a row, so a 100k-line file starts in seconds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from datasets import Dataset
+from PIL import Image, UnidentifiedImageError
+
+from vlmr1.data.schema import DataError, Sample, parse_line, to_chat_messages
+
+MAX_REPORTED_ERRORS = 20
+
+
+@dataclass
+class SourceFile:
+    """One jsonl file with its image folder and optional default accuracy method."""
+
+    path: str
+    image_folder: str
+    reward_method: str | None = None
+
+
+def split_paths(value: str | Sequence[str] | None) -> list[str]:
+    """Split the seed's ``:``-separated list (``a.jsonl:b.jsonl``); a list is returned as is."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [p for p in value.split(":") if p]
+    return list(value)
+
+
+def pair_sources(data_file_paths, image_folders, reward_method=None) -> list[SourceFile]:
+    """Pair ``--data_file_paths`` with ``--image_folders`` (and ``--reward_method``), checking the counts.
+
+    Args:
+        data_file_paths: ``"a.jsonl:b.jsonl"`` or a list.
+        image_folders: ``"dir1:dir2"`` or a list, same count (one folder is reused for every file).
+        reward_method: None, one method for all files, or ``"m1:m2"`` with one per file.
+
+    Returns:
+        One :class:`SourceFile` per data file.
+    """
+    files, folders = split_paths(data_file_paths), split_paths(image_folders)
+    methods = split_paths(reward_method)
+    if not files:
+        raise DataError("--data_file_paths", None, "no data file given", "pass --data_file_paths a.jsonl[:b.jsonl]")
+    if len(folders) == 1 and len(files) > 1:
+        folders = folders * len(files)
+    if not folders:
+        folders = [""] * len(files)
+    if len(folders) != len(files):
+        raise DataError("--image_folders", None,
+                        f"{len(files)} data files but {len(folders)} image folders",
+                        "give one image folder per data file, ':'-separated and in the same order")
+    if len(methods) == 1:
+        methods = methods * len(files)
+    if methods and len(methods) != len(files):
+        raise DataError("--reward_method", None, f"{len(files)} data files but {len(methods)} reward methods",
+                        "give one method for all files, or one per file, ':'-separated")
+    return [SourceFile(f, d, methods[i] if methods else None) for i, (f, d) in enumerate(zip(files, folders))]
+
+
+def read_samples(source: SourceFile) -> list[tuple[int, Sample]]:
+    """Parse every line of one jsonl file.
+
+    Returns:
+        ``(line_number, sample)`` pairs; blank lines are skipped.
+
+    Raises:
+        DataError: for a missing file, a ``.json`` array file, or the first bad lines (up to 20, all listed).
+    """
+    path = source.path
+    if not os.path.isfile(path):
+        raise DataError(path, None, "data file not found", "check --data_file_paths (':'-separated)")
+    errors: list[str] = []
+    samples: list[tuple[int, Sample]] = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, text in enumerate(f, start=1):
+            if not text.strip():
+                continue
+            if line_no == 1 and text.lstrip().startswith("["):
+                raise DataError(path, 1, "this is a JSON array (.json), not JSON Lines (.jsonl)",
+                                "convert it: python -c \"import json,sys; [print(json.dumps(r)) for r in "
+                                f"json.load(open('{path}'))]\" > {os.path.splitext(path)[0]}.jsonl")
+            try:
+                samples.append((line_no, parse_line(text, path, line_no)))
+            except DataError as e:
+                errors.append(str(e))
+                if len(errors) >= MAX_REPORTED_ERRORS:
+                    break
+    if errors:
+        raise DataError(path, None, f"{len(errors)} bad line(s):\n" + "\n".join(errors))
+    if not samples:
+        raise DataError(path, None, "the file has no samples", "add one JSON object per line")
+    return samples
+
+
+def check_image(path: str) -> str | None:
+    """Return a problem description if ``path`` is missing or not an image, else None (reads the header only)."""
+    if not os.path.isfile(path):
+        return "image file not found"
+    try:
+        with Image.open(path) as img:
+            img.size  # noqa: B018 - the header parse is the check
+    except (UnidentifiedImageError, OSError) as e:
+        return f"not a readable image ({type(e).__name__})"
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def load_image(path: str) -> Image.Image:
+    """Decode one image as RGB. Cached: GRPO reads each prompt's row once per generation in a row."""
+    with Image.open(path) as img:
+        return img.convert("RGB")
+
+
+@dataclass
+class LoadedData:
+    """The training rows (before the lazy image transform) and the union of extra field names."""
+
+    rows: dict[str, list[Any]]
+    extra_keys: list[str]
+
+    def __len__(self) -> int:
+        return len(self.rows["id"])
+
+
+def load_sources(sources: Sequence[SourceFile], task_type: str = "default",
+                 validate_method: Callable[[str], None] | None = None, check_images: bool = True,
+                 num_threads: int = 16) -> LoadedData:
+    """Read and check every file; nothing is decoded.
+
+    Args:
+        sources: from :func:`pair_sources`.
+        task_type: stored on every row (reward functions see it as ``task_type``).
+        validate_method: raises ValueError for an unknown accuracy method; errors are re-raised with file:line.
+        check_images: verify every referenced image exists and has a readable header.
+
+    Returns:
+        :class:`LoadedData` with column lists ready for ``Dataset.from_dict``.
+    """
+    cols: dict[str, list[Any]] = {k: [] for k in
+                                  ("id", "source", "images", "messages", "solution", "accu_reward_method", "extra")}
+    extra_keys: dict[str, None] = {}
+    image_checks: list[tuple[str, int, str]] = []
+    for source in sources:
+        for line_no, sample in read_samples(source):
+            method = sample.accu_reward_method or source.reward_method
+            if method and validate_method is not None:
+                try:
+                    validate_method(method)
+                except ValueError as e:
+                    raise DataError(source.path, line_no, str(e), "use a method listed above") from None
+            paths = [os.path.join(source.image_folder, p) for p in sample.images]
+            image_checks.extend((source.path, line_no, p) for p in paths)
+            cols["id"].append(str(sample.id))
+            cols["source"].append(f"{source.path}:{line_no}")
+            cols["images"].append(paths)
+            cols["messages"].append(json.dumps(sample.messages))
+            cols["solution"].append(sample.solution)
+            cols["accu_reward_method"].append(method or "default")
+            cols["extra"].append(json.dumps(sample.extra))
+            extra_keys.update(dict.fromkeys(sample.extra))
+    if check_images and image_checks:
+        with ThreadPoolExecutor(num_threads) as pool:
+            problems = list(pool.map(lambda check: check_image(check[2]), image_checks))
+        bad = [(f, n, p, msg) for (f, n, p), msg in zip(image_checks, problems) if msg]
+        if bad:
+            first_file, first_line, first_path, first_msg = bad[0]
+            others = [f"{f}:{n}: {p}: {msg}" for f, n, p, msg in bad[1:MAX_REPORTED_ERRORS]]
+            more = len(bad) - 1 - len(others)
+            raise DataError(first_file, first_line, "\n".join(
+                [f"{first_path}: {first_msg}", *others] + ([f"... and {more} more"] if more else [])),
+                "the image path is os.path.join(<image folder>, <image>): check --image_folders")
+    cols["task_type"] = [task_type] * len(cols["id"])
+    reserved = set(cols) | {"prompt", "original_sizes"}
+    clash = [k for k in extra_keys if k in reserved]
+    if clash:
+        raise DataError(sources[0].path, None, f"extra field name(s) {clash} clash with vlmr1's own columns",
+                        "rename those fields in the jsonl")
+    return LoadedData(cols, list(extra_keys))
+
+
+def make_row_transform(extra_keys: Sequence[str], format_question: Callable[[str], str] | None = None):
+    """Build the lazy transform that turns stored rows into what ``GRPOTrainer`` and the rewards receive.
+
+    Each output row has ``prompt`` (chat messages with image blocks at each ``<image>``), ``images`` (decoded PIL
+    images), ``original_sizes`` (``[width, height]`` per image), ``solution``, ``accu_reward_method``, ``task_type``,
+    ``id``, ``source`` and every extra field of the dataset (None where a line lacks it, so batches stay aligned).
+    """
+
+    def transform(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {"prompt": [], "images": [], "original_sizes": []}
+        out.update({k: [] for k in extra_keys})
+        for messages_json, paths, extra_json in zip(batch["messages"], batch["images"], batch["extra"]):
+            messages = json.loads(messages_json)
+            if format_question is not None:
+                last_user = max(i for i, (role, _) in enumerate(messages) if role == "user")
+                messages[last_user][1] = format_question(messages[last_user][1])
+            images = [load_image(p) for p in paths]
+            out["prompt"].append(to_chat_messages([tuple(m) for m in messages]))
+            out["images"].append(images)
+            out["original_sizes"].append([list(img.size) for img in images])
+            extra = json.loads(extra_json)
+            for k in extra_keys:
+                out[k].append(extra.get(k))
+        for k in ("id", "source", "solution", "accu_reward_method", "task_type"):
+            out[k] = batch[k]
+        return out
+
+    return transform
+
+
+def build_dataset(data: LoadedData, format_question: Callable[[str], str] | None = None) -> Dataset:
+    """A ``datasets.Dataset`` of the stored rows that decodes images on access (``with_transform``)."""
+    dataset = Dataset.from_dict(data.rows)
+    return dataset.with_transform(make_row_transform(data.extra_keys, format_question))
+
+
+def split_validation(dataset: Dataset, ratio: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Hold out ``ratio`` of the rows (deterministic for a seed); ratio 0 returns ``(dataset, None)``."""
+    if not ratio:
+        return dataset, None
+    if not 0 < ratio < 1:
+        raise ValueError(f"--val_split_ratio must be in [0, 1), got {ratio}")
+    parts = dataset.train_test_split(test_size=ratio, seed=seed)
+    return parts["train"], parts["test"]

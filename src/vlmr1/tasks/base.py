@@ -1,0 +1,69 @@
+"""Tasks: what ``--task_type`` selects — the question template and the default rewards.
+
+A task keeps its prompt and its reward choice together; answer parsers for structured tasks (boxes, contours,
+detections) live in the task's own module and register here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+THINK_THEN_ANSWER = (
+    "First output the thinking process in <think> </think> tags and then output the final answer in "
+    "<answer> </answer> tags."
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task type.
+
+    Attributes:
+        name: the ``--task_type`` value.
+        question_template: format string with ``{question}``, applied to the last user turn.
+        default_rewards: reward names used when ``--reward_funcs`` is not given.
+    """
+
+    name: str
+    question_template: str
+    default_rewards: tuple[str, ...]
+
+    def format_question(self, question: str) -> str:
+        return self.question_template.format(question=question)
+
+
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> Task:
+    """Add a task to the registry (a later registration with the same name replaces the earlier one)."""
+    TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str) -> Task:
+    """Look up a task by ``--task_type``; the error lists the known ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown --task_type {name!r}; choose one of {sorted(TASKS)}") from None
+
+
+register_task(Task("default", "{question} " + THINK_THEN_ANSWER, ("accuracy", "format")))
+register_task(Task(
+    "gui",
+    "{question} " + THINK_THEN_ANSWER + " The answer is the defect class, or 'no defect'.",
+    ("accuracy", "format"),
+))
+register_task(Task(
+    "rec",
+    "Please provide the bounding box coordinate of the region this sentence describes: {question}. "
+    + THINK_THEN_ANSWER + " Output the box as [x1, y1, x2, y2].",
+    ("accuracy", "format"),
+))
+register_task(Task(
+    "seg",
+    "Outline {question}. " + THINK_THEN_ANSWER
+    + ' Output the contour as {{"x": [8 Chebyshev coefficients], "y": [8 Chebyshev coefficients]}}.',
+    ("accuracy", "format"),
+))

@@ -1,0 +1,47 @@
+"""GRPO training entry point: ``vlmr1 train ...`` or ``torchrun ... -m vlmr1.train ...``.
+
+Reads the flags (or ``--config recipe.yaml``), checks all data before any model loads, builds the model through its
+family adapter, and runs TRL's GRPO loop. A run whose ``output_dir`` already holds a checkpoint resumes from it.
+
+Example::
+
+    torchrun --nproc_per_node 8 -m vlmr1.train --model_name_or_path Qwen/Qwen2.5-VL-3B-Instruct \\
+        --data_file_paths a.jsonl:b.jsonl --image_folders imgs_a:imgs_b --task_type rec --output_dir runs/rec
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from vlmr1.training.config import parse_train_args
+from vlmr1.training.setup import build_trainer, prepare_data
+
+logger = logging.getLogger("vlmr1.train")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse arguments, check the data, build the trainer, train (resuming if possible) and save."""
+    script_args, training_args, model_args = parse_train_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    # Data first: a bad line must stop the run before minutes of model loading.
+    train_dataset, eval_dataset, reward_funcs = prepare_data(script_args, training_args)
+    trainer = build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset, reward_funcs)
+
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None and training_args.output_dir:
+        checkpoint = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        if checkpoint:
+            logger.info("resuming from %s", checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
+    trainer.save_model(training_args.output_dir)
+    if trainer.accelerator.is_main_process:
+        trainer.processing_class.save_pretrained(training_args.output_dir)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

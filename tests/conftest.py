@@ -1,0 +1,37 @@
+"""Shared pytest fixtures: tiny offline Qwen-VL checkpoints, built once per test session (~0.4 s each).
+
+Each fixture returns the `Path` of a directory loadable with `AutoProcessor.from_pretrained` and
+`AutoModelForImageTextToText.from_pretrained` (no network). Treat the directories as read-only: they are shared
+by every test in the session.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def _build(tmp_path_factory: pytest.TempPathFactory, arch: str) -> Path:
+    """Build the tiny `arch` checkpoint with default sizes into a fresh session tmp dir."""
+    from vlmr1.models.tiny import build_tiny_model
+
+    return build_tiny_model(arch, tmp_path_factory.mktemp(f"tiny_{arch}"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen25vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny Qwen2.5-VL checkpoint (answers boxes in resized-image pixels)."""
+    return _build(tmp_path_factory, "qwen2_5_vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny Qwen2-VL checkpoint (answers boxes on a 0-1000 grid)."""
+    return _build(tmp_path_factory, "qwen2_vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen3vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny Qwen3-VL checkpoint (answers boxes on a 0-1000 grid, 16-px patches)."""
+    return _build(tmp_path_factory, "qwen3_vl")

@@ -1,0 +1,61 @@
+"""Tests for vlmr1.rewards.math_equiv: the time budget around math-verify."""
+
+import signal
+import threading
+import time
+
+import pytest
+
+from vlmr1.rewards.math_equiv import MathBudgetExceeded, math_equivalent, time_budget
+
+# Degenerate LaTeX that keeps sympy busy for seconds (math-verify's own 5 s timeout fires otherwise).
+PATHOLOGICAL = "$" + "x^" * 100 + "$"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_up():
+    math_equivalent("1", "1")  # import sympy outside the timed tests
+
+
+def test_equivalent_and_not():
+    assert math_equivalent("\\frac{1}{2}", "0.5") is True
+    assert math_equivalent("\\frac{1}{3}", "0.5") is False
+    assert math_equivalent("anything", "not math at all") is None
+
+
+def test_pathological_input_is_cut_off_at_budget():
+    start = time.perf_counter()
+    assert math_equivalent(PATHOLOGICAL, "0.5", timeout_s=0.3) is False
+    assert time.perf_counter() - start < 1.0
+
+
+def test_time_budget_raises_and_restores_handler():
+    handler_before = signal.getsignal(signal.SIGALRM)
+    with pytest.raises(MathBudgetExceeded):
+        with time_budget(0.05):
+            time.sleep(1)
+    assert signal.getsignal(signal.SIGALRM) is handler_before
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_time_budget_rearms_callers_timer():
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: fired.append(True))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 5.0)
+        with time_budget(0.5):
+            pass
+        remaining, _ = signal.getitimer(signal.ITIMER_REAL)
+        assert 4.0 < remaining <= 5.0
+        assert not fired
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_works_outside_main_thread():
+    results = []
+    thread = threading.Thread(target=lambda: results.append(math_equivalent("\\sqrt{8}", "2\\sqrt{2}")))
+    thread.start()
+    thread.join(timeout=30)
+    assert results == [True]
