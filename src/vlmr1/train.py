@@ -16,7 +16,7 @@ import os
 import sys
 
 from vlmr1.training.config import parse_train_args
-from vlmr1.training.setup import build_trainer, prepare_data
+from vlmr1.training.setup import build_trainer, check_data
 
 logger = logging.getLogger("vlmr1.train")
 
@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     # Data first: a bad line must stop the run before minutes of model loading.
-    train_dataset, eval_dataset, reward_funcs = prepare_data(script_args, training_args)
-    trainer = build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset, reward_funcs)
+    checked = check_data(script_args)
+    trainer = build_trainer(script_args, training_args, model_args, checked)
 
     from transformers.trainer_utils import get_last_checkpoint
 

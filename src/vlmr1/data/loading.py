@@ -186,7 +186,7 @@ def load_sources(sources: Sequence[SourceFile], task_type: str = "default",
                 [f"{first_path}: {first_msg}", *others] + ([f"... and {more} more"] if more else [])),
                 "the image path is os.path.join(<image folder>, <image>): check --image_folders")
     cols["task_type"] = [task_type] * len(cols["id"])
-    reserved = set(cols) | {"prompt", "original_sizes"}
+    reserved = set(cols) | {"prompt", "original_sizes", "frame_sizes"}
     clash = [k for k in extra_keys if k in reserved]
     if clash:
         raise DataError(sources[0].path, None, f"extra field name(s) {clash} clash with vlmr1's own columns",
@@ -194,16 +194,24 @@ def load_sources(sources: Sequence[SourceFile], task_type: str = "default",
     return LoadedData(cols, list(extra_keys))
 
 
-def make_row_transform(extra_keys: Sequence[str], format_question: Callable[[str], str] | None = None):
+def make_row_transform(extra_keys: Sequence[str], format_question: Callable[[str], str] | None = None,
+                       frame: Any = None):
     """Build the lazy transform that turns stored rows into what ``GRPOTrainer`` and the rewards receive.
 
     Each output row has ``prompt`` (chat messages with image blocks at each ``<image>``), ``images`` (decoded PIL
-    images), ``original_sizes`` (``[width, height]`` per image), ``solution``, ``accu_reward_method``, ``task_type``,
-    ``id``, ``source`` and every extra field of the dataset (None where a line lacks it, so batches stay aligned).
+    images), ``original_sizes`` (``[width, height]`` per image), ``frame_sizes`` (``[width, height]`` of the frame
+    the model answers coordinates in, per image: the resized input for Qwen2.5-VL, ``[1000, 1000]`` for a 0-1000
+    grid; the original size when no frame is given), ``solution``, ``accu_reward_method``, ``task_type``, ``id``,
+    ``source`` and every extra field of the dataset (None where a line lacks it, so batches stay aligned).
+
+    Args:
+        extra_keys: union of the extra field names over the dataset.
+        format_question: the task's template, applied to the last user turn.
+        frame: a :class:`vlmr1.models.CoordinateFrame` (anything with ``input_size((w, h))``), or None.
     """
 
     def transform(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {"prompt": [], "images": [], "original_sizes": []}
+        out: dict[str, list[Any]] = {"prompt": [], "images": [], "original_sizes": [], "frame_sizes": []}
         out.update({k: [] for k in extra_keys})
         for messages_json, paths, extra_json in zip(batch["messages"], batch["images"], batch["extra"]):
             messages = json.loads(messages_json)
@@ -214,6 +222,8 @@ def make_row_transform(extra_keys: Sequence[str], format_question: Callable[[str
             out["prompt"].append(to_chat_messages([tuple(m) for m in messages]))
             out["images"].append(images)
             out["original_sizes"].append([list(img.size) for img in images])
+            out["frame_sizes"].append([list(frame.input_size(img.size)) if frame else list(img.size)
+                                       for img in images])
             extra = json.loads(extra_json)
             for k in extra_keys:
                 out[k].append(extra.get(k))
@@ -224,10 +234,13 @@ def make_row_transform(extra_keys: Sequence[str], format_question: Callable[[str
     return transform
 
 
-def build_dataset(data: LoadedData, format_question: Callable[[str], str] | None = None) -> Dataset:
-    """A ``datasets.Dataset`` of the stored rows that decodes images on access (``with_transform``)."""
+def build_dataset(data: LoadedData, format_question: Callable[[str], str] | None = None, frame: Any = None) -> Dataset:
+    """A ``datasets.Dataset`` of the stored rows that decodes images on access (``with_transform``).
+
+    Args: as :func:`make_row_transform`.
+    """
     dataset = Dataset.from_dict(data.rows)
-    return dataset.with_transform(make_row_transform(data.extra_keys, format_question))
+    return dataset.with_transform(make_row_transform(data.extra_keys, format_question, frame))
 
 
 def split_validation(dataset: Dataset, ratio: float, seed: int) -> tuple[Dataset, Dataset | None]:

@@ -1,37 +1,47 @@
-"""Wiring for a GRPO run: data and rewards (checked first), then model, processor, LoRA and the trainer."""
+"""Wiring for a GRPO run: data and rewards (checked first), then processor, model, LoRA and the trainer."""
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any
 
-from vlmr1.data.loading import build_dataset, load_sources, pair_sources, split_validation
+from vlmr1.data.loading import LoadedData, build_dataset, load_sources, pair_sources, split_validation
 from vlmr1.rewards import get_reward_functions, validate_accuracy_method
-from vlmr1.tasks import get_task
+from vlmr1.tasks import Task, get_task
 
 logger = logging.getLogger(__name__)
 
 
-def prepare_data(script_args, training_args) -> tuple[Any, Any, list]:
-    """Read and check every data file and resolve the rewards, before any model loads.
+@dataclass
+class CheckedData:
+    """Everything read and validated before any model file is opened."""
 
-    Returns:
-        ``(train_dataset, eval_dataset_or_None, reward_functions)``.
-    """
+    task: Task
+    data: LoadedData
+    reward_funcs: list
+
+
+def check_data(script_args) -> CheckedData:
+    """Read and check every data file and resolve the rewards (errors name file:line), loading no model."""
     task = get_task(script_args.task_type)
     sources = pair_sources(script_args.data_file_paths, script_args.image_folders, script_args.reward_method)
     data = load_sources(sources, task_type=task.name, validate_method=validate_accuracy_method,
                         check_images=script_args.check_images)
     logger.info("%d samples from %d file(s); extra fields: %s", len(data), len(sources), data.extra_keys or "none")
-    dataset = build_dataset(data, task.format_question)
-    train_dataset, eval_dataset = split_validation(dataset, script_args.val_split_ratio, training_args.seed)
     reward_funcs = get_reward_functions(script_args.reward_funcs or list(task.default_rewards))
-    return train_dataset, eval_dataset, reward_funcs
+    return CheckedData(task, data, reward_funcs)
 
 
-def load_model_and_processor(script_args, training_args, model_args):
-    """Load the model through its family adapter and the processor with the run's pixel limits."""
+def make_datasets(checked: CheckedData, frame, val_split_ratio: float, seed: int):
+    """The lazy train (and optional validation) datasets, with the model's coordinate frame on every row."""
+    dataset = build_dataset(checked.data, checked.task.format_question, frame)
+    return split_validation(dataset, val_split_ratio, seed)
+
+
+def load_processor(model_args, min_pixels: int | None, max_pixels: int | None):
+    """The model's family adapter and processor (no weights), with the run's pixel limits applied."""
     from transformers import AutoConfig, AutoProcessor
 
     from vlmr1.models import get_family
@@ -40,16 +50,11 @@ def load_model_and_processor(script_args, training_args, model_args):
     config = AutoConfig.from_pretrained(path, revision=model_args.model_revision)
     family = get_family(config.model_type)
     processor = AutoProcessor.from_pretrained(path, revision=model_args.model_revision)
-    if processor.__class__.__name__ == "PreTrainedTokenizerFast" or not hasattr(processor, "image_processor"):
-        raise ValueError(f"{path} has no image processor: save the processor next to the checkpoint "
-                         "(processor.save_pretrained(dir)) or point --model_name_or_path at the base model")
-    set_pixel_limits(processor, script_args.min_pixels, script_args.max_pixels)
-    model = family.load(path, dtype=model_args.dtype or "auto", attn_implementation=model_args.attn_implementation,
-                        revision=model_args.model_revision)
-    if script_args.freeze_vision_modules:
-        frozen = family.freeze_vision(model)
-        logger.info("froze %d vision parameters", frozen)
-    return family, model, processor
+    if not hasattr(processor, "image_processor"):
+        raise ValueError(f"{path} has a tokenizer but no image processor: save the processor next to the checkpoint "
+                         "(processor.save_pretrained(dir)) or copy it from the base model")
+    set_pixel_limits(processor, min_pixels, max_pixels)
+    return family, processor
 
 
 def set_pixel_limits(processor, min_pixels: int | None, max_pixels: int | None) -> None:
@@ -65,42 +70,52 @@ def set_pixel_limits(processor, min_pixels: int | None, max_pixels: int | None) 
     image_processor.size = {"shortest_edge": size["shortest_edge"], "longest_edge": size["longest_edge"]}
 
 
-def text_lora_targets(family, names: list[str] | None) -> str:
-    """A peft ``target_modules`` regex over the language model only.
+def load_model(family, model_args, freeze_vision_modules: bool):
+    """Load the weights through the family adapter; optionally freeze the vision tower."""
+    model = family.load(model_args.model_name_or_path, dtype=model_args.dtype or "auto",
+                        attn_implementation=model_args.attn_implementation, revision=model_args.model_revision)
+    if freeze_vision_modules:
+        logger.info("froze %d vision parameters", family.freeze_vision(model))
+    return model
+
+
+def text_lora_targets(family, names: list[str] | str | None) -> str:
+    """A peft ``target_modules`` regex over the language model only (the vision tower never gets adapters).
 
     Args:
-        family: the model family (its default regex is used when ``names`` is empty).
-        names: ``--lora_target_modules`` (e.g. ``q_proj v_proj``), or None/``all-linear``.
+        family: the model family (its default regex is used when ``names`` is empty or ``all-linear``).
+        names: ``--lora_target_modules`` such as ``q_proj v_proj``.
     """
-    if not names or names == ["all-linear"] or names == "all-linear":
-        return family.lora_target_modules_default
     names = [names] if isinstance(names, str) else names
+    if not names or names == ["all-linear"]:
+        return family.lora_target_modules_default
     alternatives = "|".join(re.escape(n) for n in names)
     return rf"(?:.*\.)?language_model\.layers\.\d+\.(?:.*\.)?(?:{alternatives})"
 
 
 def lora_config(family, model_args):
-    """TRL's LoRA config from ``--use_peft --lora_*``, restricted to the language model (the vision tower never
-    gets adapters, whatever ``--lora_target_modules`` names)."""
+    """TRL's LoRA config from ``--use_peft --lora_*``, restricted to the language model; None without LoRA."""
     from trl import get_peft_config
 
     peft_config = get_peft_config(model_args)
-    if peft_config is None:
-        return None
-    peft_config.target_modules = text_lora_targets(family, model_args.lora_target_modules)
+    if peft_config is not None:
+        peft_config.target_modules = text_lora_targets(family, model_args.lora_target_modules)
     return peft_config
 
 
-def build_trainer(script_args, training_args, model_args, train_dataset, eval_dataset, reward_funcs):
-    """Build the GRPO trainer for a checked dataset."""
+def build_trainer(script_args, training_args, model_args, checked: CheckedData | None = None) -> Any:
+    """Check the data (unless given), then load processor and model and build the GRPO trainer."""
     from vlmr1.training.trainer import VLMGRPOTrainer
 
+    checked = checked or check_data(script_args)
+    family, processor = load_processor(model_args, script_args.min_pixels, script_args.max_pixels)
+    train_dataset, eval_dataset = make_datasets(checked, family.coordinate_frame(processor),
+                                                script_args.val_split_ratio, training_args.seed)
     # Our rows carry extra columns for the rewards; TRL must not drop them.
     training_args.remove_unused_columns = False
-    family, model, processor = load_model_and_processor(script_args, training_args, model_args)
     return VLMGRPOTrainer(
-        model=model,
-        reward_funcs=reward_funcs,
+        model=load_model(family, model_args, script_args.freeze_vision_modules),
+        reward_funcs=checked.reward_funcs,
         args=training_args,
         train_dataset=train_dataset,
         eval_dataset=eval_dataset,
