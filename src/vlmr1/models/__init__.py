@@ -10,11 +10,12 @@ from vlmr1.models.families import (
     vision_module_prefixes,
 )
 from vlmr1.models.frames import CoordinateFrame, frame_settings_from_processor, resized_input_size
-from vlmr1.models.tiny import build_tiny_model, default_pixel_range, tiny_config, tiny_processor
+from vlmr1.models.tiny import TINY_ARCHS, build_tiny_model, default_pixel_range, tiny_config, tiny_processor
 from vlmr1.models.tokenizer import QWEN_SPECIAL_TOKENS, build_qwen_chat_template, train_tiny_tokenizer
 
 __all__ = [
     "QWEN_SPECIAL_TOKENS",
+    "TINY_ARCHS",
     "TEXT_LORA_TARGET_REGEX",
     "CoordinateFrame",
     "Family",

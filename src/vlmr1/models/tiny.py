@@ -46,6 +46,9 @@ _SPECS: dict[str, dict[str, Any]] = {
 }
 
 
+TINY_ARCHS = tuple(sorted(_SPECS))
+
+
 def normalize_arch(arch: str) -> str:
     """Map "qwen2.5-vl", "Qwen2_5_VL", ... to the model_type "qwen2_5_vl".
 

@@ -1,0 +1,143 @@
+"""Reduced-resolution working frame shared by the contour fitters (private).
+
+A mask is cropped to its box and block-averaged so its longer side is at most ``max_side``
+cells: each cell holds the fraction of its f x f pixels that are inside, which keeps sub-pixel
+boundary information while making every later step cost O(max_side^2) whatever the image size
+(IoU is scale-invariant to first order, so fitting at this scale loses little). Cell index
+coordinates ``(u, v)`` (a cell's value sits at its centre, at integer u, v) map to image pixels by
+``(x, y) = origin + f * (u, v)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pycocotools import mask as mask_utils
+from scipy import ndimage
+
+from .masks import largest_outer_line
+
+PAD = 2  # empty cells around the crop so contours close and samples never leave the array
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+@dataclass
+class Frame:
+    """Working raster of one mask.
+
+    Attributes:
+        part: (h, w) float coverage of the largest part only (other parts zeroed), padded.
+        total: float coverage summed over the whole mask (all parts), in cells.
+        f: int block size, image pixels per cell.
+        origin: (2,) image x, y of cell (0, 0).
+        line: (n, 2) outer contour of ``part`` at level 0.5 in cell coordinates, clockwise on
+            screen, from its topmost vertex, first vertex not repeated.
+    """
+
+    part: np.ndarray
+    total: float
+    f: int
+    origin: np.ndarray
+    line: np.ndarray
+
+    def to_image(self, points: np.ndarray) -> np.ndarray:
+        """Cell coordinates (..., 2) -> image pixel coordinates (..., 2)."""
+        return self.origin + self.f * points
+
+
+def _block_mean(crop: np.ndarray, f: int) -> np.ndarray:
+    """Mean over f x f blocks of a uint8 (h, w) array, zero-padded up to multiples of f."""
+    if f == 1:
+        return crop.astype(np.float64)
+    # pycocotools decodes column-major; summing along the contiguous axis first is ~2x faster
+    t = crop.T if crop.flags.f_contiguous else crop
+    a, b = t.shape
+    a2, b2 = -(-a // f) * f, -(-b // f) * f
+    buf = np.zeros((a2, b2), dtype=np.uint8)
+    buf[:a, :b] = t
+    s = buf.reshape(a2 // f, f, b2).sum(axis=1, dtype=np.uint16)
+    s = s.reshape(a2 // f, b2 // f, f).sum(axis=2, dtype=np.uint16)
+    out = s * (1.0 / (f * f))
+    return out.T if crop.flags.f_contiguous else out
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
+    if len(cols) == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+
+
+def make_frame(mask: np.ndarray, max_side: int, bbox=None) -> Frame:
+    """Build the working frame of a (H, W) mask.
+
+    Args:
+        mask: (H, W) bool/uint8; C or Fortran order (pycocotools gives Fortran).
+        max_side: the longer side of the crop is reduced to at most this many cells.
+        bbox: optional known COCO box (x, y, w, h) of the mask's pixels (saves a scan).
+    Raises:
+        ValueError: if the mask is empty.
+    """
+    m = mask if mask.dtype == np.uint8 else (np.asarray(mask) != 0).view(np.uint8)
+    if bbox is None:
+        bbox = _bbox(m)
+    if bbox is None or bbox[2] <= 0 or bbox[3] <= 0:
+        raise ValueError("cannot fit a contour to an empty mask")
+    x0, y0, w, h = (int(v) for v in bbox)
+    crop = m[y0 : y0 + h, x0 : x0 + w]
+    f = max(1, -(-max(h, w) // int(max_side)))
+    while True:
+        low = np.pad(_block_mean(crop, f), PAD)
+        frame = _frame(low, f, x0, y0)
+        if frame is not None:
+            return frame
+        if f == 1:
+            raise ValueError("cannot fit a contour to an empty mask")
+        f = 1  # a part thinner than one cell has no 0.5 level: fall back to full resolution
+
+
+def frame_from_rle(rle: dict, max_side: int) -> tuple[Frame, np.ndarray]:
+    """Decode a pycocotools RLE (counts as bytes) and build its frame; also returns the mask."""
+    mask = mask_utils.decode(rle)
+    x, y, w, h = mask_utils.toBbox(rle)
+    return make_frame(mask, max_side, (int(x), int(y), int(w), int(h))), mask
+
+
+def _frame(low: np.ndarray, f: int, x0: int, y0: int) -> Frame | None:
+    total = float(low.sum())
+    labels, n = ndimage.label(low > 0, structure=_EIGHT)
+    part = low
+    if n > 1:  # keep the part with the most coverage
+        mass = np.bincount(labels.ravel(), weights=low.ravel())
+        mass[0] = 0
+        part = np.where(labels == int(np.argmax(mass)), low, 0.0)
+    line = largest_outer_line(part)
+    if line is None or len(line) < 3:
+        return None
+    origin = np.array([x0 + (0.5 - PAD) * f, y0 + (0.5 - PAD) * f])
+    return Frame(part=part, total=total, f=f, origin=origin, line=line)
+
+
+def bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Sample (h, w) ``img`` at cell coordinates x, y (K,), clamped to the array. Returns (K,)."""
+    h, w = img.shape
+    x = np.clip(x, 0.0, w - 1.000001)
+    y = np.clip(y, 0.0, h - 1.000001)
+    j, i = x.astype(np.intp), y.astype(np.intp)
+    fx, fy = x - j, y - i
+    flat = img.ravel()
+    k = i * w + j
+    a = flat[k] + (flat[k + 1] - flat[k]) * fx
+    b = flat[k + w] + (flat[k + w + 1] - flat[k + w]) * fx
+    return a + (b - a) * fy
+
+
+def resample_closed(line: np.ndarray, num: int) -> np.ndarray:
+    """``num`` points evenly spaced by arc length along a closed line (n, 2), from its first vertex
+    back to it (first and last sample coincide). Returns (num, 2)."""
+    closed = np.vstack([line, line[:1]])
+    seg = np.hypot(*np.diff(closed, axis=0).T)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    q = np.linspace(0.0, s[-1], num)
+    return np.stack([np.interp(q, s, closed[:, 0]), np.interp(q, s, closed[:, 1])], axis=1)

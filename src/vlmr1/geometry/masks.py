@@ -1,0 +1,244 @@
+"""Binary masks, COCO RLE and polygons: conversion, rasterisation, IoU and outer contours.
+
+Pixel convention (the COCO one, used everywhere in ``vlmr1.geometry``): pixel ``(row i, col j)``
+covers the square ``[j, j+1) x [i, i+1)`` in image coordinates, x to the right and y *down*, so
+its centre is ``(j + 0.5, i + 0.5)``. A polygon covers a pixel when the pixel centre is inside it
+(this is what ``pycocotools`` does), and contours are traced through the 0.5 level of the pixel
+values placed at the pixel centres, so a contour of a rasterised shape rasterises back to it.
+
+"Clockwise" always means clockwise as seen on screen (y down); in these axes a clockwise polygon
+has a *positive* shoelace area ``0.5 * sum(x_i * y_{i+1} - x_{i+1} * y_i)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+
+import contourpy
+import numpy as np
+from pycocotools import mask as mask_utils
+from scipy import ndimage
+
+__all__ = [
+    "rle_to_mask",
+    "mask_to_rle",
+    "rle_area",
+    "rle_iou",
+    "polygon_to_rle",
+    "polygon_to_mask",
+    "mask_iou",
+    "largest_component",
+    "outer_contour",
+    "signed_area",
+]
+
+# Coordinates beyond this many image sizes are pulled in before clipping, so the clipper never
+# does arithmetic on values like 1e308 (which overflow to inf). Such polygons are garbage anyway.
+_FAR = 64.0
+
+
+def _as_rle(rle: Mapping) -> dict:
+    """A pycocotools-ready compressed RLE (counts as bytes) from a COCO RLE dict.
+
+    Accepts compressed counts (str or bytes) and uncompressed counts (list of ints).
+    """
+    if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
+        raise ValueError("an RLE must be a mapping with 'size' and 'counts'")
+    h, w = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    if isinstance(counts, str):
+        counts = counts.encode("ascii")
+    return {"size": [h, w], "counts": counts}
+
+
+def rle_to_mask(rle: Mapping) -> np.ndarray:
+    """Decode a COCO RLE.
+
+    Args:
+        rle: ``{"size": [H, W], "counts": str | bytes | list[int]}``.
+    Returns:
+        bool array (H, W).
+    """
+    return mask_utils.decode(_as_rle(rle)).astype(bool)
+
+
+def mask_to_rle(mask: np.ndarray) -> dict:
+    """Encode a mask as compressed COCO RLE.
+
+    Args:
+        mask: array (H, W), nonzero = inside.
+    Returns:
+        ``{"size": [H, W], "counts": str}`` (str so it is JSON-serialisable).
+    """
+    m = np.asfortranarray(np.asarray(mask) != 0, dtype=np.uint8)
+    rle = mask_utils.encode(m)
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def rle_area(rle: Mapping) -> int:
+    """Number of pixels inside an RLE mask."""
+    return int(mask_utils.area(_as_rle(rle)))
+
+
+def rle_iou(a: Mapping, b: Mapping) -> float:
+    """IoU of two RLE masks of the same size (0.0 when both are empty)."""
+    return float(mask_utils.iou([_as_rle(a)], [_as_rle(b)], [0])[0, 0])
+
+
+def _clean_polygon(points, height: int, width: int) -> np.ndarray | None:
+    """Polygon vertices (K, 2) clipped to the image rectangle, or None if nothing is left.
+
+    Never raises on bad numbers: non-finite or non-numeric input gives None.
+    """
+    try:
+        p = np.asarray(points, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] < 3 or not np.isfinite(p).all():
+        return None
+    lo_x, lo_y, hi_x, hi_y = p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()
+    if lo_x >= 0 and lo_y >= 0 and hi_x <= width and hi_y <= height:
+        return p
+    if hi_x <= 0 or hi_y <= 0 or lo_x >= width or lo_y >= height:
+        return None
+    from matplotlib.path import Path  # lazy: only needed for polygons that leave the image
+    from matplotlib.transforms import Bbox
+
+    far = _FAR * max(height, width, 1)
+    p = np.clip(p, -far, far)
+    clipped = Path(np.vstack([p, p[:1]]), closed=True).clip_to_bbox(Bbox([[0, 0], [width, height]]))
+    v = np.asarray(clipped.vertices, dtype=np.float64)
+    if len(v) < 4 or not np.isfinite(v).all():
+        return None
+    return v[:-1]  # drop the repeated closing vertex
+
+
+def _check_size(height, width) -> tuple[int, int]:
+    h, w = int(height), int(width)
+    if h <= 0 or w <= 0:
+        raise ValueError(f"image size must be positive, got {(height, width)}")
+    return h, w
+
+
+def polygon_to_rle(points, height: int, width: int) -> dict:
+    """Rasterise a polygon to a pycocotools RLE (counts as bytes), clipped to the image.
+
+    Args:
+        points: (K, 2) x, y vertices in pixel coordinates; any junk gives an empty mask.
+        height, width: image size.
+    Returns:
+        ``{"size": [H, W], "counts": bytes}``; never larger than the image.
+    """
+    h, w = _check_size(height, width)
+    p = _clean_polygon(points, h, w)
+    if p is None:
+        return mask_utils.encode(np.zeros((h, w), dtype=np.uint8, order="F"))
+    # pycocotools treats a 4-number list as a box, so pass >= 3 vertices only (checked above).
+    return mask_utils.frPyObjects([p.ravel().tolist()], h, w)[0]
+
+
+def polygon_to_mask(points, height: int, width: int) -> np.ndarray:
+    """Rasterise a polygon (pixel centres inside), clipped to the image.
+
+    Args:
+        points: (K, 2) float x, y in pixels; NaN/inf/garbage or fewer than 3 points -> empty mask.
+        height, width: output size.
+    Returns:
+        bool array (height, width).
+    """
+    return mask_utils.decode(polygon_to_rle(points, height, width)).astype(bool)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """IoU of two same-shape masks (0.0 when both are empty).
+
+    Args:
+        a, b: arrays (H, W), nonzero = inside.
+    """
+    a = np.asarray(a, dtype=bool)
+    b = np.asarray(b, dtype=bool)
+    if a.shape != b.shape:
+        raise ValueError(f"mask shapes differ: {a.shape} vs {b.shape}")
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 0.0
+
+
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 8-connected part of a mask.
+
+    Args:
+        mask: array (H, W), nonzero = inside.
+    Returns:
+        bool array (H, W); all False if the mask is empty.
+    """
+    m = np.asarray(mask) != 0
+    labels, n = ndimage.label(m, structure=np.ones((3, 3), dtype=bool))
+    if n <= 1:
+        return m
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    return labels == int(np.argmax(sizes))
+
+
+def signed_area(points: np.ndarray) -> float:
+    """Shoelace area of a closed polygon (K, 2); positive = clockwise on screen (y down)."""
+    x, y = points[:, 0], points[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+
+
+@lru_cache(maxsize=64)
+def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    return x, y
+
+
+def largest_outer_line(z: np.ndarray, level: float = 0.5) -> np.ndarray | None:
+    """Outer boundary of the largest part of ``z >= level``, in array index coordinates.
+
+    Args:
+        z: float array (h, w) whose border is below ``level`` (pad it), values at index points.
+    Returns:
+        (N, 2) x, y vertices of the closed line enclosing the largest area, clockwise on screen,
+        starting at the topmost vertex (ties: leftmost), first vertex not repeated; None if empty.
+    """
+    x, y = _grid(*z.shape)
+    gen = contourpy.SerialContourGenerator(
+        x, y, np.asarray(z, dtype=np.float64), None, corner_mask=False,
+        line_type=contourpy.LineType.Separate, fill_type=contourpy.FillType.OuterOffset,
+        quad_as_tri=False, z_interp=contourpy.ZInterp.Linear,
+    )
+    best, best_area = None, 0.0
+    for line in gen.lines(level):
+        if len(line) < 4:
+            continue
+        a = signed_area(line[:-1])
+        if abs(a) > abs(best_area):
+            best, best_area = line[:-1], a
+    if best is None:
+        return None
+    if best_area < 0:  # contourpy's orientation depends on which side is high; normalise
+        best = best[::-1]
+    top = np.lexsort((best[:, 0], best[:, 1]))[0]
+    return np.roll(best, -top, axis=0)
+
+
+def outer_contour(mask: np.ndarray) -> np.ndarray:
+    """Outer contour of the largest part of a mask, in pixel coordinates.
+
+    Traced through pixel edges (the 0.5 level between pixel centres), clockwise on screen, from
+    the topmost vertex (ties: leftmost); filling it with :func:`polygon_to_mask` gives the part
+    back except for half-pixel corner cuts.
+
+    Args:
+        mask: array (H, W), nonzero = inside.
+    Returns:
+        (N, 2) float x, y vertices (first not repeated); shape (0, 2) for an empty mask.
+    """
+    z = np.pad((np.asarray(mask) != 0).astype(np.float64), 1)
+    line = largest_outer_line(z)
+    if line is None:
+        return np.zeros((0, 2))
+    return line - 0.5  # index i of the padded array is pixel i - 1, whose centre is at i - 0.5

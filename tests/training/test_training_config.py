@@ -1,0 +1,46 @@
+"""The one config system: every recipe parses, recipe keys nothing reads are rejected, flags override recipes."""
+
+from pathlib import Path
+
+import pytest
+
+from vlmr1.training.config import parse_train_args
+
+ROOT = Path(__file__).resolve().parents[2]
+RECIPES = sorted(ROOT.glob("recipes/**/*.yaml"))
+
+
+def test_there_are_recipes_for_each_task():
+    assert {p.parent.name for p in RECIPES} >= {"demo", "rec", "seg", "gui"}
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_recipe_parses(recipe, tmp_path):
+    script_args, training_args, model_args = parse_train_args(
+        ["--config", str(recipe), "--output_dir", str(tmp_path), "--bf16", "false"])
+    assert script_args.data_file_paths and script_args.task_type in {"default", "rec", "seg", "gui", "od"}
+    assert training_args.num_generations >= 2
+
+
+def test_unknown_recipe_key_is_an_error(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data_file_paths: a.jsonl\nlearning_rat: 1.0e-5\n")
+    with pytest.raises(ValueError, match="learning_rat"):
+        parse_train_args(["--config", str(recipe), "--output_dir", str(tmp_path)])
+
+
+def test_flags_override_the_recipe_and_seed_flags_parse(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data_file_paths: a.jsonl\nlearning_rate: 1.0e-5\nnum_generations: 4\n")
+    script_args, training_args, model_args = parse_train_args([
+        "--config", str(recipe), "--output_dir", str(tmp_path), "--learning_rate", "3e-4",
+        "--model_name_or_path", "m", "--image_folders", "x:y", "--reward_funcs", "accuracy", "format",
+        "--reward_method", "mcq", "--task_type", "rec", "--max_pixels", "100352", "--min_pixels", "3136",
+        "--freeze_vision_modules", "true", "--use_peft", "true", "--lora_r", "16", "--lora_alpha", "32",
+        "--lora_dropout", "0.1", "--lora_target_modules", "q_proj", "v_proj", "--deepspeed",
+        str(ROOT / "configs/deepspeed/zero2.json"), "--val_split_ratio", "0.1"])
+    assert training_args.learning_rate == 3e-4 and training_args.num_generations == 4
+    assert script_args.reward_funcs == ["accuracy", "format"] and script_args.freeze_vision_modules
+    assert (script_args.max_pixels, script_args.min_pixels, script_args.val_split_ratio) == (100352, 3136, 0.1)
+    assert model_args.use_peft and model_args.lora_target_modules == ["q_proj", "v_proj"]
+    assert training_args.deepspeed.endswith("zero2.json")
