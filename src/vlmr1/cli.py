@@ -1,6 +1,7 @@
 """The ``vlmr1`` command: thin subcommands that call into the packages.
 
     vlmr1 train ...               GRPO training (all TRL GRPOConfig flags, or --config recipe.yaml)
+    vlmr1 eval ...                batched evaluation with per-file metrics and a report
     vlmr1 tiny-model ...          write a tiny offline model + processor (tests, demo)
     vlmr1 rewards                 list the registered reward functions and accuracy methods
 """
@@ -29,6 +30,12 @@ def _tiny_model(argv: list[str]) -> None:
     print(f"wrote a tiny {args.arch} model to {path}")
 
 
+def _eval(argv: list[str]) -> None:
+    from vlmr1.eval import main
+
+    main(argv)
+
+
 def _rewards(argv: list[str]) -> None:
     from vlmr1.rewards import ACCURACY_METHODS, REWARD_REGISTRY
 
@@ -41,6 +48,7 @@ def _rewards(argv: list[str]) -> None:
 
 COMMANDS = {
     "train": (_train, "GRPO training on jsonl data (every TRL GRPOConfig flag; --config recipe.yaml)"),
+    "eval": (_eval, "evaluate a model on jsonl data: metrics.json, predictions.jsonl, report.md"),
     "tiny-model": (_tiny_model, "write a tiny offline model and processor for tests and the demo"),
     "rewards": (_rewards, "list reward functions and accuracy methods"),
 }

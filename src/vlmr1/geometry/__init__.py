@@ -1,0 +1,58 @@
+"""Mask, box and Chebyshev-contour geometry (pure numpy/scipy/pycocotools; no torch, no I/O).
+
+See ``masks.py`` for the pixel and orientation conventions, ``contours.py`` for the two answer
+formats, ``contour_fit.py`` for fitting and the per-instance encoder.
+"""
+
+from .boxes import (
+    box_area,
+    box_iou,
+    box_iou_pairwise,
+    clip_boxes,
+    mask_to_bbox,
+    scale_boxes,
+    xywh_to_xyxy,
+    xyxy_to_xywh,
+)
+from .contour_fit import encode_mask_rle, fit_contour, fit_parametric, fit_radial
+from .contours import DEFAULT_TERMS, ParametricContour, RadialContour
+from .masks import (
+    largest_component,
+    mask_iou,
+    mask_to_rle,
+    outer_contour,
+    polygon_to_mask,
+    polygon_to_rle,
+    rle_area,
+    rle_iou,
+    rle_to_mask,
+    signed_area,
+)
+
+__all__ = [
+    "DEFAULT_TERMS",
+    "ParametricContour",
+    "RadialContour",
+    "box_area",
+    "box_iou",
+    "box_iou_pairwise",
+    "clip_boxes",
+    "encode_mask_rle",
+    "fit_contour",
+    "fit_parametric",
+    "fit_radial",
+    "largest_component",
+    "mask_iou",
+    "mask_to_bbox",
+    "mask_to_rle",
+    "outer_contour",
+    "polygon_to_mask",
+    "polygon_to_rle",
+    "rle_area",
+    "rle_iou",
+    "rle_to_mask",
+    "scale_boxes",
+    "signed_area",
+    "xywh_to_xyxy",
+    "xyxy_to_xywh",
+]

@@ -27,19 +27,55 @@ class Frame:
     """Working raster of one mask.
 
     Attributes:
-        part: (h, w) float coverage of the largest part only (other parts zeroed), padded.
-        total: float coverage summed over the whole mask (all parts), in cells.
+        low: (h, w) float coverage of the whole mask (all parts), padded.
+        total: float coverage summed over the whole mask, in cells.
         f: int block size, image pixels per cell.
         origin: (2,) image x, y of cell (0, 0).
-        line: (n, 2) outer contour of ``part`` at level 0.5 in cell coordinates, clockwise on
-            screen, from its topmost vertex, first vertex not repeated.
+        line: (n, 2) outer contour at level 0.5 enclosing the largest area (the largest part's
+            outline), in cell coordinates, clockwise on screen, from its topmost vertex (ties:
+            leftmost), first vertex not repeated.
     """
 
-    part: np.ndarray
+    low: np.ndarray
     total: float
     f: int
     origin: np.ndarray
     line: np.ndarray
+    _part: np.ndarray | None = None
+    _part_f: np.ndarray | None = None
+
+    @property
+    def part(self) -> np.ndarray:
+        """(h, w) coverage of the largest part only (the 8-connected piece holding ``line``)."""
+        if self._part is None:
+            labels, n = ndimage.label(self.low > 0, structure=_EIGHT)
+            if n <= 1:
+                self._part = self.low
+            else:
+                u, v = self.line[0]  # the topmost vertex lies on an edge of the part's cells
+                i0, i1 = int(np.floor(v)), int(np.ceil(v))
+                j0, j1 = int(np.floor(u)), int(np.ceil(u))
+                cells = labels[i0 : i1 + 1, j0 : j1 + 1]
+                k = int(cells.max())  # the covered cell next to the vertex
+                self._part = np.where(labels == k, self.low, 0.0)
+        return self._part
+
+    @property
+    def part_f(self) -> np.ndarray:
+        """``part`` flattened in column-major order (pycocotools' pixel order), cached."""
+        if self._part_f is None:
+            self._part_f = self.part.ravel(order="F")
+        return self._part_f
+
+    def centroid(self) -> np.ndarray:
+        """Area centroid (2,) of the region inside ``line``, cell coordinates."""
+        x, y = self.line[:, 0], self.line[:, 1]
+        xn, yn = np.roll(x, -1), np.roll(y, -1)
+        cross = x * yn - xn * y
+        a = cross.sum()
+        if abs(a) < 1e-12:
+            return self.line.mean(axis=0)
+        return np.array([np.dot(x + xn, cross), np.dot(y + yn, cross)]) / (3.0 * a)
 
     def to_image(self, points: np.ndarray) -> np.ndarray:
         """Cell coordinates (..., 2) -> image pixel coordinates (..., 2)."""
@@ -105,18 +141,11 @@ def frame_from_rle(rle: dict, max_side: int) -> tuple[Frame, np.ndarray]:
 
 
 def _frame(low: np.ndarray, f: int, x0: int, y0: int) -> Frame | None:
-    total = float(low.sum())
-    labels, n = ndimage.label(low > 0, structure=_EIGHT)
-    part = low
-    if n > 1:  # keep the part with the most coverage
-        mass = np.bincount(labels.ravel(), weights=low.ravel())
-        mass[0] = 0
-        part = np.where(labels == int(np.argmax(mass)), low, 0.0)
-    line = largest_outer_line(part)
+    line = largest_outer_line(low)
     if line is None or len(line) < 3:
         return None
     origin = np.array([x0 + (0.5 - PAD) * f, y0 + (0.5 - PAD) * f])
-    return Frame(part=part, total=total, f=f, origin=origin, line=line)
+    return Frame(low=low, total=float(low.sum()), f=f, origin=origin, line=line)
 
 
 def bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

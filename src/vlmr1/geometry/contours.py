@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from numbers import Real
 
 import numpy as np
@@ -32,6 +33,18 @@ DEFAULT_TERMS = 8
 # Coefficients are pixel offsets; anything beyond this is not an image coordinate.
 MAX_ABS_COEFF = 1.0e5
 MAX_TERMS = 64
+
+
+@lru_cache(maxsize=16)
+def _vander(num: int, terms: int, radial: bool) -> np.ndarray:
+    """Chebyshev basis (num, terms) at the sample points ``to_polygon`` uses (read-only)."""
+    if radial:
+        u = (-np.pi + 2.0 * np.pi * np.arange(num) / max(num, 1)) / np.pi
+    else:
+        u = np.linspace(-1.0, 1.0, num)
+    v = cheb.chebvander(u, terms - 1)
+    v.flags.writeable = False
+    return v
 
 
 def _numbers(value, name: str, length: int | None) -> np.ndarray:
@@ -119,9 +132,9 @@ class ParametricContour:
         Returns:
             (num_points, 2) float x, y; the polygon closes from the last point to the first.
         """
-        t = np.linspace(-1.0, 1.0, int(num_points))
+        v = _vander(int(num_points), self.terms, False)
         with np.errstate(all="ignore"):
-            return np.stack([cheb.chebval(t, self.x), cheb.chebval(t, self.y)], axis=1)
+            return v @ np.stack([self.x, self.y], axis=1)
 
     def to_mask(self, height: int, width: int, num_points: int = 256) -> np.ndarray:
         """Rasterise (clipped to the image). Returns bool (height, width)."""
@@ -189,8 +202,8 @@ class RadialContour:
         """
         k = int(num_points)
         theta = -np.pi + 2.0 * np.pi * np.arange(k) / max(k, 1)
-        r = self.radii(theta)
         with np.errstate(all="ignore"):
+            r = np.maximum(_vander(k, self.terms, True) @ self.coeffs, 0.0)
             return self.centre + r[:, None] * np.stack([np.cos(theta), np.sin(theta)], axis=1)
 
     def to_mask(self, height: int, width: int, num_points: int = 256) -> np.ndarray:

@@ -75,20 +75,3 @@ def get_task(name: str) -> Task:
 
 
 register_task(Task("default", "{question} " + THINK_THEN_ANSWER, ("accuracy", "format")))
-register_task(Task(
-    "gui",
-    "{question} " + THINK_THEN_ANSWER + " The answer is the defect class, or 'no defect'.",
-    ("accuracy", "format"),
-))
-register_task(Task(
-    "rec",
-    "Please provide the bounding box coordinate of the region this sentence describes: {question}. "
-    + THINK_THEN_ANSWER + " Output the box as [x1, y1, x2, y2].",
-    ("accuracy", "format"),
-))
-register_task(Task(
-    "seg",
-    "Outline {question}. " + THINK_THEN_ANSWER
-    + ' Output the contour as {{"x": [8 Chebyshev coefficients], "y": [8 Chebyshev coefficients]}}.',
-    ("accuracy", "format"),
-))

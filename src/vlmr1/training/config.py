@@ -41,12 +41,22 @@ class VLMR1Arguments:
 
 @dataclass
 class VLMR1GRPOConfig(GRPOConfig):
-    """``trl.GRPOConfig`` with one change: ``bf16`` left unset means "where the hardware has it".
+    """``trl.GRPOConfig`` with defaults that follow the hardware.
 
-    TRL turns an unset ``bf16`` into True, which stops a CPU run at argument parsing; an explicit ``--bf16`` still wins.
+    - ``bf16`` left unset means "where the GPU has it": TRL turns an unset ``bf16`` into True, which stops a CPU run
+      at argument parsing. An explicit ``--bf16`` still wins.
+    - Without an accelerator, ``use_cpu`` is set, so ``torchrun`` on CPU runs data-parallel over gloo instead of
+      N independent copies (transformers only builds a CPU process group when ``use_cpu`` is set).
     """
 
+    shared_prefix: bool = field(
+        default=True, metadata={"help": "run each group's images and prompt once (log-probs, training forward and "
+                                        "transformers generation) where the model family and settings allow it; "
+                                        "elsewhere TRL's stock path, with a log line saying why"})
+
     def __post_init__(self):
+        if not torch.cuda.is_available() and not torch.backends.mps.is_available():
+            self.use_cpu = True
         if self.bf16 is None and not self.fp16:
             self.bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         super().__post_init__()

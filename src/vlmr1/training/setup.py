@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,25 @@ def make_datasets(checked: CheckedData, frame, val_split_ratio: float, seed: int
     return split_validation(dataset, val_split_ratio, seed)
 
 
+PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
+
+
+def check_model_folder(path: str) -> None:
+    """Explain what a local ``--model_name_or_path`` folder lacks (transformers' own errors name the wrong file)."""
+    if not os.path.isdir(path):
+        return
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        if os.path.isfile(os.path.join(path, "adapter_config.json")):
+            raise ValueError(f"{path} holds a LoRA adapter, not a full model: merge it first (peft: "
+                             "PeftModel.from_pretrained(base, dir).merge_and_unload().save_pretrained(out), "
+                             "then copy the processor files into out) and use the merged folder")
+        raise ValueError(f"{path} has no config.json: give a model checkpoint folder or a Hub id")
+    if not any(os.path.isfile(os.path.join(path, f)) for f in PROCESSOR_FILES):
+        raise ValueError(f"{path} has no processor ({' / '.join(PROCESSOR_FILES)} missing): save it next to the "
+                         "weights, e.g. AutoProcessor.from_pretrained(<base model>).save_pretrained("
+                         f"'{path}'), with the --max_pixels the model was trained with")
+
+
 def load_processor(model_args, min_pixels: int | None, max_pixels: int | None):
     """The model's family adapter and processor (no weights), with the run's pixel limits applied."""
     from transformers import AutoConfig, AutoProcessor
@@ -47,6 +67,7 @@ def load_processor(model_args, min_pixels: int | None, max_pixels: int | None):
     from vlmr1.models import get_family
 
     path = model_args.model_name_or_path
+    check_model_folder(path)
     config = AutoConfig.from_pretrained(path, revision=model_args.model_revision)
     family = get_family(config.model_type)
     processor = AutoProcessor.from_pretrained(path, revision=model_args.model_revision)

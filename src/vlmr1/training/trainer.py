@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from trl import GRPOTrainer
+from trl.extras.profiling import profiling_context
+
+from vlmr1.training import shared_prefix as sp
+
+logger = logging.getLogger(__name__)
 
 
 class VLMGRPOTrainer(GRPOTrainer):
@@ -12,6 +19,11 @@ class VLMGRPOTrainer(GRPOTrainer):
 
     - ``_generate``: text-only rows mixed with image rows. TRL 1.16 marks a prompt without images as ``None`` in the
       image list it hands back, and the processor then rejects the batch; an empty list is what it accepts.
+    - ``_get_per_token_logps_and_entropies``: ``--shared_prefix`` (see ``vlmr1.training.shared_prefix``): each
+      group's images and prompt run once, its G completions against them, for the old/ref log-probs and the
+      training forward+backward alike.
+    - ``_generate_single_turn``: ``--shared_prefix`` for transformers generation: each distinct prompt is prefilled
+      once and its cache copied to the G rows, then TRL's own generate call samples as before.
     """
 
     def _generate(self, prompts: list):
@@ -19,3 +31,80 @@ class VLMGRPOTrainer(GRPOTrainer):
         if images is not None:
             images = [image_list or [] for image_list in images]
         return (*head, images, tool_images)
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
+                                           compute_entropy=False, compute_aux_loss=False, pixel_values=None,
+                                           image_grid_thw=None, num_images=None, mm_token_type_ids=None, **others):
+        """TRL's log-probs/entropies, computed with the prompts shared by their group where possible.
+
+        Overridden because this is the one place every policy/reference forward goes through (old and ref log-probs
+        under no_grad, the training forward with gradients); the result has TRL's shapes and meaning (temperature,
+        fp32 head and entropy come from TRL's own fused head). Anything the shared path does not cover goes to
+        ``super()`` unchanged, with one log line per reason.
+        """
+        images = {"pixel_values": pixel_values, "image_grid_thw": image_grid_thw, "num_images": num_images,
+                  "mm_token_type_ids": mm_token_type_ids}
+        unwrapped = self.accelerator.unwrap_model(model)
+        reason = self._shared_prefix_reason(unwrapped) or sp.forward_reason(
+            unwrapped, input_ids, attention_mask, logits_to_keep, compute_aux_loss=compute_aux_loss,
+            reentrant_checkpointing=self._reentrant_checkpointing(unwrapped), **images, **others)
+        groups = None
+        if reason is None:
+            prompt_len = input_ids.size(1) - logits_to_keep
+            groups = sp.find_prompt_groups(input_ids[:, :prompt_len], attention_mask[:, :prompt_len],
+                                           mm_token_type_ids, pixel_values, image_grid_thw, num_images)
+            if groups.num_groups == input_ids.size(0):
+                reason = "every prompt of the batch is distinct"
+        if reason is not None:
+            self._note_stock_path("log-probs", reason)
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, **images, **others)
+        with profiling_context(self, "shared_prefix_logps"), self.accelerator.autocast():
+            logps, entropies = sp.shared_prefix_logps(
+                model, sp.backbone_of(unwrapped), input_ids, attention_mask, logits_to_keep, groups,
+                batch_size=batch_size, compute_entropy=compute_entropy, **images)
+        return logps, entropies, None
+
+    def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        """TRL's generation; on the regular transformers branch, each distinct prompt is prefilled once.
+
+        Overridden to wrap only the ``generate`` call that TRL's regular branch makes (TRL still pads, unwraps the
+        model and cuts completions at EOS). vLLM, continuous batching and tool images go to ``super()`` as is.
+        """
+        unwrapped = self.accelerator.unwrap_model(self.model_wrapped)
+        reason = self._shared_prefix_reason(unwrapped)
+        if self.use_vllm:
+            reason = reason or "vLLM generates the completions"
+        elif self.use_transformers_continuous_batching:
+            reason = reason or "continuous batching generates the completions"
+        if has_tool_images:
+            reason = reason or "tool images are part of the prompts"
+        if reason is not None or not images:
+            if reason is not None:
+                self._note_stock_path("generation", reason)
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+        num_images = [len(image_list) if image_list else 0 for image_list in images]
+        with sp.prefill_once_generate(unwrapped, num_images, note=lambda why: self._note_stock_path("generation", why)):
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
+                                                 has_tool_images)
+
+    def _shared_prefix_reason(self, unwrapped_model) -> str | None:
+        """Why this run cannot share prompts at all (flag off, model family, attention), or None."""
+        if not getattr(self.args, "shared_prefix", False):
+            return "--shared_prefix is off"
+        return sp.model_reason(unwrapped_model)
+
+    def _reentrant_checkpointing(self, unwrapped_model) -> bool:
+        """Whether the text layers are checkpointed reentrantly (which would cut the prompt out of the graph)."""
+        layers = sp.backbone_of(unwrapped_model).language_model.layers
+        return bool((self.args.gradient_checkpointing_kwargs or {}).get("use_reentrant")) and any(
+            getattr(layer, "gradient_checkpointing", False) for layer in layers)
+
+    def _note_stock_path(self, what: str, reason: str) -> None:
+        """Log, once per reason, that ``what`` takes TRL's stock path."""
+        noted = self.__dict__.setdefault("_shared_prefix_noted", set())
+        if (what, reason) not in noted:
+            noted.add((what, reason))
+            logger.info("shared prefix off for %s: %s; using TRL's stock path", what, reason)

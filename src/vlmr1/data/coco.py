@@ -1,0 +1,388 @@
+"""``vlmr1 data coco``: COCO instance masks -> "segmentation as text" jsonl (Chebyshev contour answers).
+
+Layout of ``--output_dir DIR`` (downloaded, or already there with ``--no-download``)::
+
+    DIR/{train,val}{year}/*.jpg                      images (from {split}{year}.zip)
+    DIR/annotations/instances_{split}{year}.json     COCO instances (from annotations_trainval{year}.zip)
+    DIR/refcoco/refs(unc).p                          optional, for --refs refcoco (refcoco+, refcocog likewise)
+    DIR/train.jsonl, DIR/val.jsonl                   the output
+
+Every non-crowd instance of a thing category becomes one line (one per referring expression with ``--refs``)::
+
+    {"id": 2096753, "image": "val2017/000000142238.jpg",
+     "conversations": [{"from": "human", "value": "<image>Outline the person."},
+                       {"from": "gpt", "value": "<answer>{\"x\": [c0, ..., c7], \"y\": [c0, ..., c7]}</answer>"}],
+     "mask": {"size": [H, W], "counts": "<COCO compressed RLE>"}, "bbox": [x1, y1, x2, y2],
+     "category": "person", "fit_iou": 0.9312, "ann_id": 2096753, "image_id": 142238}
+
+The answer is in pixels of the original image, coefficients rounded to 0.1 px (``--decimals``; on real COCO masks
+this costs < 0.001 mean IoU, integers would cost ~0.03); ``fit_iou`` is the IoU of that *rounded* answer with
+``mask``. ``bbox`` is ``[x1, y1, x2, y2]`` in original pixels (COCO's xywh converted), as the REC rewards read it.
+With ``--refs``, lines of referred objects carry the expression, ``ref_id`` and ``ref_split``.
+
+Conversion runs in a process pool over chunks of annotations. Each finished chunk is written atomically to
+``DIR/.parts/<split>/<settings hash>/<chunk>.jsonl``; the parts are then concatenated into a temp file that is
+renamed to ``DIR/<split>.jsonl``. A killed run resumes at the first missing chunk and the result is byte-identical
+to an uninterrupted run's; a rerun with the same settings and inputs is a no-op.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import pickle
+import shutil
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+from tqdm import tqdm
+
+from vlmr1.data.download import BASE_URL, atomic_write_bytes, ensure_coco, fsync_dir
+
+FORMAT_VERSION = 1
+DEFAULT_CHUNK = 500
+REF_EVAL_SPLITS = ("val", "test", "testA", "testB", "testC")
+REFS_FILES = {"refcoco": ("refs(unc).p", "refs(google).p"), "refcoco+": ("refs(unc).p",),
+              "refcocog": ("refs(umd).p", "refs(google).p")}
+
+
+@dataclass(frozen=True)
+class ConvertSettings:
+    """How masks become answers (all of it goes into the resume fingerprint)."""
+
+    representation: str = "parametric"
+    terms: int = 8
+    fit: str = "refined"
+    decimals: int = 1
+
+
+# ---------------------------------------------------------------- per-annotation conversion (runs in workers)
+
+def annotation_rle(segmentation, height: int, width: int) -> dict:
+    """A COCO ``segmentation`` (polygons, uncompressed or compressed RLE) as one pycocotools RLE (bytes counts)."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):  # polygons: rasterise each, then union
+        polys = [p for p in segmentation if len(p) >= 6]
+        if not polys:
+            raise ValueError("no polygon with 3 or more points")
+        return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
+    if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+        return mask_utils.frPyObjects(segmentation, height, width)
+    if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
+        counts = segmentation["counts"]
+        return {"size": [int(v) for v in segmentation["size"]],
+                "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    raise ValueError(f"unsupported segmentation of type {type(segmentation).__name__}")
+
+
+def _answer_text(answer: dict) -> str:
+    clean = {k: [v + 0.0 for v in vals] for k, vals in answer.items()}  # + 0.0 turns -0.0 into 0.0
+    return "<answer>" + json.dumps(clean) + "</answer>"
+
+
+def convert_record(rec: dict, settings: ConvertSettings) -> list[dict]:
+    """The jsonl lines of one prepared annotation record (see :func:`prepare_records`).
+
+    Raises:
+        ValueError: the mask is empty or unreadable.
+    """
+    from vlmr1.geometry import encode_mask_rle
+
+    rle = annotation_rle(rec["segmentation"], rec["height"], rec["width"])
+    answer, iou = encode_mask_rle(rle, settings.representation, settings.terms, settings.fit, settings.decimals)
+    x, y, w, h = (float(v) for v in rec["bbox"])
+    common = {"mask": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
+              "bbox": [round(x, 2), round(y, 2), round(x + w, 2), round(y + h, 2)],
+              "category": rec["category"], "fit_iou": round(float(iou), 4),
+              "ann_id": rec["ann_id"], "image_id": rec["image_id"]}
+    lines = []
+    for q in rec["questions"]:
+        line = {"id": q["id"], "image": rec["image"],
+                "conversations": [{"from": "human", "value": "<image>" + q["text"]},
+                                  {"from": "gpt", "value": _answer_text(answer)}]}
+        line.update(common)
+        line.update(q.get("extra", {}))
+        lines.append(line)
+    return lines
+
+
+def convert_chunk(job: tuple[list[dict], ConvertSettings, str]) -> tuple[int, int, float, int]:
+    """Convert one chunk and write its part file atomically. Returns (masks, lines, sum of fit_iou, failed)."""
+    records, settings, part_path = job
+    out, masks, iou_sum, failed = [], 0, 0.0, 0
+    for rec in records:
+        try:
+            lines = convert_record(rec, settings)
+        except ValueError:
+            failed += 1  # empty or unreadable mask: nothing to fit
+            continue
+        masks += 1
+        iou_sum += lines[0]["fit_iou"] if lines else 0.0
+        out.extend(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    atomic_write_bytes(part_path, "".join(out).encode("utf-8"))
+    return masks, len(out), iou_sum, failed
+
+
+# ---------------------------------------------------------------- records, refs, resumable driver
+
+def load_refs(path: str | os.PathLike) -> list[dict]:
+    """Read a refer-style pickle (``refs(unc).p``) with an unpickler that refuses every class (data only)."""
+
+    class DataOnly(pickle.Unpickler):
+        def find_class(self, module, name):
+            raise pickle.UnpicklingError(f"{path}: refers to {module}.{name}; a refs file holds only lists, dicts, "
+                                         "strings and numbers - refusing to load it (re-download it from the refer "
+                                         "project)")
+
+    with open(path, "rb") as f:
+        refs = DataOnly(f, encoding="utf-8", errors="replace").load()
+    if not isinstance(refs, list) or not all(isinstance(r, dict) and {"ann_id", "image_id", "split", "sentences"}
+                                             <= r.keys() for r in refs):
+        raise ValueError(f"{path}: expected a list of refs with ann_id, image_id, split and sentences; "
+                         "is this a refer 'refs(...).p' file?")
+    return refs
+
+
+def find_refs(root: Path, name: str) -> Path | None:
+    """``root/<name>/refs(<splitBy>).p`` (unc for refcoco/refcoco+, umd for refcocog, else google), or None."""
+    for filename in REFS_FILES[name]:
+        if (root / name / filename).is_file():
+            return root / name / filename
+    return None
+
+
+def prepare_records(instances: dict, image_dir: str, refs: list[dict] | None = None, refs_only: bool = False,
+                    exclude_images: set[int] | frozenset = frozenset()) -> tuple[list[dict], dict[str, int]]:
+    """Worker-ready records of a COCO instances dict, in file order, plus counts of what was skipped.
+
+    Args:
+        instances: the parsed ``instances_*.json``.
+        image_dir: the images' folder relative to the output dir (e.g. ``"val2017"``).
+        refs: refer records; referred annotations get one question per expression.
+        refs_only: keep only annotations that have an expression.
+        exclude_images: image ids to leave out (RefCOCO eval images).
+    """
+    images = {im["id"]: im for im in instances["images"]}
+    cats = {c["id"]: c for c in instances["categories"]}
+    by_ann: dict[int, list[dict]] = {}
+    for ref in refs or ():
+        for k, sent in enumerate(ref["sentences"]):
+            text = str(sent.get("sent", "") if isinstance(sent, dict) else sent).strip()
+            if text:
+                by_ann.setdefault(ref["ann_id"], []).append(
+                    {"id": f"{ref['ann_id']}_{ref.get('ref_id', 0)}_{k}",
+                     "text": f'Outline the object described as "{text}".',
+                     "extra": {"ref_id": ref.get("ref_id"), "ref_split": ref["split"]}})
+    skipped = dict.fromkeys(("crowd", "not_thing", "no_expression", "excluded_image", "unknown_image"), 0)
+    records = []
+    for ann in instances["annotations"]:
+        cat = cats.get(ann["category_id"], {})
+        if ann.get("iscrowd", 0):
+            skipped["crowd"] += 1
+        elif cat.get("isthing", 1) == 0 or not cat:
+            skipped["not_thing"] += 1  # panoptic-style files list stuff categories too
+        elif ann["image_id"] not in images:
+            skipped["unknown_image"] += 1
+        elif ann["image_id"] in exclude_images:
+            skipped["excluded_image"] += 1
+        elif refs_only and ann["id"] not in by_ann:
+            skipped["no_expression"] += 1
+        else:
+            im = images[ann["image_id"]]
+            questions = by_ann.get(ann["id"]) or [{"id": ann["id"], "text": f"Outline the {cat['name']}."}]
+            records.append({"ann_id": ann["id"], "image_id": ann["image_id"], "image": f"{image_dir}/{im['file_name']}",
+                            "width": im["width"], "height": im["height"], "segmentation": ann["segmentation"],
+                            "bbox": ann["bbox"], "category": cat["name"], "questions": questions})
+    return records, skipped
+
+
+def fingerprint(*parts) -> str:
+    """Short hash of the settings and input identities that decide a split's output bytes."""
+    return hashlib.sha1(json.dumps([FORMAT_VERSION, *parts], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _file_id(path: Path | None) -> list | None:
+    if path is None:
+        return None
+    st = path.stat()
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def convert_records(records: list[dict], out_path: Path, parts_root: Path, settings: ConvertSettings, *,
+                    workers: int = 1, chunk_size: int = DEFAULT_CHUNK, key: str = "", progress: bool = True) -> dict:
+    """Convert records to ``out_path`` through resumable, atomic per-chunk parts.
+
+    Args:
+        records: from :func:`prepare_records`.
+        out_path: the final jsonl (replaced atomically at the end).
+        parts_root: ``DIR/.parts/<split>``; parts of other settings found there are removed.
+        settings: the conversion settings.
+        workers: processes (1 = in this process).
+        chunk_size: annotations per part file.
+        key: fingerprint of the inputs; chunk boundaries and settings are added to it.
+
+    Returns:
+        Stats: masks, lines, mean_fit_iou (this run's chunks), failed, resumed_chunks, chunks, seconds.
+    """
+    start = time.perf_counter()
+    fp = fingerprint(key, asdict(settings), chunk_size, len(records))
+    parts_dir = parts_root / fp
+    if parts_root.is_dir():
+        for stale in parts_root.iterdir():
+            if stale.is_dir() and stale.name != fp:
+                shutil.rmtree(stale, ignore_errors=True)
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    chunks = [records[i : i + chunk_size] for i in range(0, len(records), chunk_size)]
+    paths = [parts_dir / f"{k:06d}.jsonl" for k in range(len(chunks))]
+    todo = [k for k, p in enumerate(paths) if not p.is_file()]
+    stats = {"masks": 0, "lines": 0, "iou_sum": 0.0, "failed": 0, "chunks": len(chunks),
+             "resumed_chunks": len(chunks) - len(todo)}
+    bar = tqdm(total=sum(len(chunks[k]) for k in todo), unit="mask", desc=out_path.name, disable=not progress)
+
+    def account(k, result):
+        for name, value in zip(("masks", "lines", "iou_sum", "failed"), result):
+            stats[name] += value
+        bar.update(len(chunks[k]))
+
+    if workers <= 1:
+        for k in todo:
+            account(k, convert_chunk((chunks[k], settings, str(paths[k]))))
+    else:
+        # spawn: no fork of a parent that may hold threads (tqdm, torch); bounded in-flight window keeps memory flat
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            pending, queue = {}, list(todo)
+            while queue or pending:
+                while queue and len(pending) < 2 * workers:
+                    k = queue.pop(0)
+                    pending[pool.submit(convert_chunk, (chunks[k], settings, str(paths[k])))] = k
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    account(pending.pop(fut), fut.result())
+    bar.close()
+    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as out:
+        for p in paths:
+            with open(p, "rb") as part:
+                shutil.copyfileobj(part, out, 1 << 20)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, out_path)
+    fsync_dir(out_path.parent)
+    atomic_write_bytes(parts_root / "done.json", json.dumps({"fingerprint": fp, "size": out_path.stat().st_size})
+                       .encode())
+    shutil.rmtree(parts_dir, ignore_errors=True)  # the final file holds everything now
+    stats["mean_fit_iou"] = stats.pop("iou_sum") / stats["masks"] if stats["masks"] else float("nan")
+    stats["seconds"] = time.perf_counter() - start
+    stats["fingerprint"] = fp
+    return stats
+
+
+def is_done(out_path: Path, parts_root: Path, key: str, settings: ConvertSettings, chunk_size: int,
+            n_records: int) -> bool:
+    """True when ``out_path`` was completed by a run with the same inputs and settings."""
+    try:
+        done = json.loads((parts_root / "done.json").read_text())
+    except (OSError, ValueError):
+        return False
+    fp = fingerprint(key, asdict(settings), chunk_size, n_records)
+    return done.get("fingerprint") == fp and out_path.is_file() and out_path.stat().st_size == done.get("size")
+
+
+def _missing_images(root: Path, records: list[dict]) -> list[str]:
+    seen = {r["image"] for r in records}
+    return sorted(p for p in seen if not (root / p).is_file())
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict]:
+    """``vlmr1 data coco``: download (or reuse) COCO and write ``DIR/<split>.jsonl``. Returns stats per split."""
+    p = argparse.ArgumentParser(prog="vlmr1 data coco", description=__doc__.split("\n\n")[0])
+    p.add_argument("--output_dir", "--output-dir", required=True, help="data folder (images, annotations, output)")
+    p.add_argument("--year", default="2017", choices=["2014", "2017"])
+    p.add_argument("--splits", default="train,val", help="comma-separated COCO splits: train,val")
+    p.add_argument("--representation", default="parametric", choices=["parametric", "radial"])
+    p.add_argument("--terms", type=int, default=8, help="Chebyshev coefficients per coordinate")
+    p.add_argument("--fit", default="refined", choices=["refined", "fast"],
+                   help="refined: IoU-optimised (default); fast: least squares, ~4x faster")
+    p.add_argument("--decimals", type=int, default=1, help="rounding of the answer numbers (0.1 px)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="conversion processes")
+    p.add_argument("--chunk_size", type=int, default=DEFAULT_CHUNK, help="annotations per resumable part")
+    p.add_argument("--no-download", "--no_download", dest="download", action="store_false",
+                   help="use only zips or folders already in --output_dir")
+    p.add_argument("--base_url", default=BASE_URL, help="mirror of images.cocodataset.org")
+    p.add_argument("--delete_zips", action="store_true", help="remove each zip once extracted")
+    p.add_argument("--refs", choices=sorted(REFS_FILES), help="use expressions from DIR/<refs>/refs(...).p")
+    p.add_argument("--refs_only", action="store_true", help="with --refs: keep only referred objects")
+    p.add_argument("--exclude_ref_eval_images", action="store_true",
+                   help="with --refs: drop train images that appear in the refs' val/test splits")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    if not splits or any(s not in ("train", "val") for s in splits):
+        p.error(f"--splits must list train and/or val, got {args.splits!r}")
+    if args.chunk_size < 1 or args.workers < 1:
+        p.error("--chunk_size and --workers must be at least 1")
+    settings = ConvertSettings(args.representation, args.terms, args.fit, args.decimals)
+    root = Path(args.output_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+
+    refs, refs_path, eval_images = None, None, set()
+    if args.refs:
+        refs_path = find_refs(root, args.refs)
+        if refs_path is None:
+            raise FileNotFoundError(f"--refs {args.refs}: none of {REFS_FILES[args.refs]} in {root / args.refs}; "
+                                    "download the refer annotations (refcoco.zip etc.) and extract them into "
+                                    f"{root}")
+        refs = load_refs(refs_path)
+        eval_images = {r["image_id"] for r in refs if r["split"] in REF_EVAL_SPLITS}
+        print(f"{refs_path}: {len(refs)} refs")
+    ann_paths = ensure_coco(root, args.year, splits, args.download, args.base_url, args.delete_zips)
+
+    results = {}
+    for split in splits:
+        ann_path = ann_paths[split]
+        try:
+            instances = json.loads(ann_path.read_text())
+        except ValueError as e:
+            raise ValueError(f"{ann_path}: not valid JSON ({e}); delete it and rerun to extract it again") from None
+        exclude = eval_images if (split == "train" and args.exclude_ref_eval_images) else set()
+        records, skipped = prepare_records(instances, f"{split}{args.year}", refs, args.refs_only, exclude)
+        del instances
+        if split == "train" and refs is not None:
+            overlap = len({r["image_id"] for r in records} & eval_images)
+            if overlap:
+                print(f"WARNING: {overlap} {split}{args.year} images of {split}.jsonl also appear in {args.refs} "
+                      f"val/test splits ({refs_path.name}); a model trained on {split}.jsonl has seen them. Rerun "
+                      "with --exclude_ref_eval_images before evaluating on RefCOCO val/testA/testB.",
+                      file=sys.stderr)
+        missing = _missing_images(root, records)
+        if missing:
+            raise FileNotFoundError(f"{len(missing)} image(s) referenced by {ann_path} are missing under {root}, "
+                                    f"e.g. {missing[:3]}; delete {root / f'.{split}{args.year}.zip.extracted'} "
+                                    "and rerun to re-extract, or fix the folder")
+        out_path = root / f"{split}.jsonl"
+        parts_root = root / ".parts" / split
+        key = fingerprint(_file_id(ann_path), _file_id(refs_path), args.refs_only, sorted(exclude), args.year)
+        if is_done(out_path, parts_root, key, settings, args.chunk_size, len(records)):
+            print(f"{out_path} is up to date ({len(records)} masks); nothing to do")
+            results[split] = {"masks": len(records), "up_to_date": True}
+            continue
+        stats = convert_records(records, out_path, parts_root, settings, workers=args.workers,
+                                chunk_size=args.chunk_size, key=key, progress=not args.quiet)
+        stats["skipped"] = skipped
+        rate = stats["masks"] / stats["seconds"] if stats["seconds"] > 0 else float("nan")
+        print(f"wrote {out_path}: {stats['lines']} lines from {stats['masks']} masks in {stats['seconds']:.1f} s "
+              f"({rate:.0f} masks/s, {stats['resumed_chunks']}/{stats['chunks']} chunks resumed); mean fit_iou "
+              f"{stats['mean_fit_iou']:.3f}; skipped {skipped}, empty masks {stats['failed']}")
+        results[split] = stats
+    return results
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

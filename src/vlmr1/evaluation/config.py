@@ -1,0 +1,66 @@
+"""Flags of ``vlmr1 eval``: one dataclass, parsed by TRL's parser (so ``--config eval.yaml`` works as for training).
+
+Example::
+
+    vlmr1 eval --model runs/rec --data_file_paths refcoco_val.jsonl:refcocog_val.jsonl \\
+        --image_folders coco:coco --task_type rec --batch_size 16 --output_dir runs/rec/eval
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import TrlParser
+
+
+@dataclass
+class EvalArguments:
+    """What to evaluate, on which data, and how to generate."""
+
+    model: str = field(metadata={
+        "help": "checkpoint folder or Hub id holding config, weights and the processor",
+        "aliases": ["--model_name_or_path"]})
+    data_file_paths: str = field(metadata={"help": "jsonl files, ':'-separated: a.jsonl:b.jsonl (one metric entry each)"})
+    image_folders: str = field(
+        default=None, metadata={"help": "image folder per data file, ':'-separated; path = os.path.join(folder, image)"})
+    task_type: str = field(default="default", metadata={"help": "question template and metrics: default, rec, seg, od, gui"})
+    reward_method: str = field(
+        default=None, metadata={"help": "accuracy method per data file (':'-separated) or for all; "
+                                        "a line's accu_reward_method wins"})
+    batch_size: int = field(default=8, metadata={"help": "prompts per generate call (per process)"})
+    num_samples: int = field(default=None, metadata={"help": "evaluate only the first N samples of each file"})
+    output_dir: str = field(default="eval_output",
+                            metadata={"help": "where metrics.json, predictions.jsonl and report.md are written"})
+    max_new_tokens: int = field(default=256, metadata={"help": "longest completion, in tokens"})
+    min_pixels: int = field(default=None, metadata={"help": "smallest image area fed to the model (default: the "
+                                                             "checkpoint processor's)"})
+    max_pixels: int = field(default=None, metadata={"help": "largest image area fed to the model (default: the "
+                                                             "checkpoint processor's, i.e. the training run's)"})
+    use_vllm: bool = field(default=False, metadata={"help": "generate with vLLM (pip install 'vlmr1[vllm]')"})
+    dtype: str = field(default="auto", metadata={"help": "weights dtype: auto (the checkpoint's), bfloat16, float32, ..."})
+    attn_implementation: str = field(default=None, metadata={"help": "e.g. sdpa, flash_attention_2"})
+    model_revision: str = field(default=None, metadata={"help": "Hub revision of --model"})
+    check_images: bool = field(default=True, metadata={"help": "check every image header before loading the model"})
+    vllm_gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM's GPU memory fraction"})
+    vllm_max_model_len: int = field(default=None, metadata={"help": "vLLM context length (default: the model's)"})
+
+    def __post_init__(self):
+        # Checked here so a typo stops the run before data or model loading.
+        for name in ("batch_size", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.num_samples is not None and self.num_samples < 1:
+            raise ValueError(f"--num_samples must be at least 1 (or left out for all), got {self.num_samples}")
+
+
+def parse_eval_args(argv: list[str] | None = None) -> EvalArguments:
+    """Parse ``vlmr1 eval`` flags (and ``--config eval.yaml``, whose keys are these flags' names).
+
+    Args:
+        argv: the flags, without the ``eval`` subcommand; None reads ``sys.argv[1:]``.
+
+    Returns:
+        The :class:`EvalArguments`.
+    """
+    (args,) = TrlParser((EvalArguments,)).parse_args_and_config(args=argv)
+    return args

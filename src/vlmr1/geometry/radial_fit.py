@@ -1,0 +1,223 @@
+"""Radial Chebyshev fit (private to ``contour_fit``): centre choice and IoU-refined r(theta).
+
+The IoU of a star-shaped outline ``r(theta)`` around a centre is computed from a polar area
+histogram of the mask (cells binned by angle sector and radius): the overlap inside sector j is
+the covered mass below r_j, the outline's own area is sum r_j^2 * dtheta / 2. That makes IoU and
+its gradient O(sectors) to evaluate, so we can afford
+
+1. a centre search: the part's centroid plus a grid of points inside the part, each given a few
+   IoU-ascent steps on a coarse histogram (the centre decides which shapes are star-shaped,
+   which matters more than anything else for this representation), then
+2. IoU ascent on a finer histogram at the best centre.
+
+``fast`` is the plain recipe: centroid, r = outermost crossing of each ray with the contour,
+least squares.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+from numpy.polynomial import chebyshev as cheb
+
+from ._frame import Frame, bilinear, resample_closed
+from .contours import RadialContour
+
+WORK_SIDE = 64  # longer side of the working raster, in cells
+RAYS = 128  # rays for the fast fit and the final refinement
+FINE_RAYS = 128  # rays of the final refinement
+FINE_DR = 0.5  # radial bin of the final refinement, in cells
+FINE_STEPS = 10
+SEARCH_RAYS = 64  # coarser histogram for the centre search
+SEARCH_DR = 1.0
+SEARCH_STEPS = 3
+GRID = 5  # GRID x GRID candidate centres ...
+GRID_SPAN = 0.25  # ... spread over +-GRID_SPAN of the part's box around the centroid, ...
+SEARCH_ROUNDS = 1  # ... then (if > 1) around the best so far, GRID - 1 times closer
+STEP_CELLS = (2.0, 1.0, 0.5, 0.25)
+DAMPING = 1e-3
+PRECOND = True
+
+
+@lru_cache(maxsize=32)
+def _basis(rays: int, terms: int) -> tuple[np.ndarray, np.ndarray]:
+    theta = -np.pi + 2.0 * np.pi * np.arange(rays) / rays
+    v = cheb.chebvander(theta / np.pi, terms - 1)
+    return v, np.linalg.pinv(v)
+
+
+def _outer_radii(line: np.ndarray, centre: np.ndarray, rays: int) -> np.ndarray:
+    """Largest distance from ``centre`` at which each ray crosses the closed line. Returns (rays,)."""
+    pts = resample_closed(line, max(4 * rays, int(4 * _perimeter(line))))
+    d = pts - centre
+    sector = np.rint((np.arctan2(d[:, 1], d[:, 0]) + np.pi) * (rays / (2 * np.pi))).astype(np.intp) % rays
+    r = np.full(rays, -1.0)
+    np.maximum.at(r, sector, np.hypot(d[:, 0], d[:, 1]))
+    return _fill_gaps(r[None])[0]
+
+
+def _perimeter(line: np.ndarray) -> float:
+    return float(np.hypot(*np.diff(np.vstack([line, line[:1]]), axis=0).T).sum())
+
+
+def _fill_gaps(r: np.ndarray) -> np.ndarray:
+    """Replace negative entries of (C, rays) by the mean of the nearest valid ones on each side
+    (periodically); rows with no valid entry become 0."""
+    c, n = r.shape
+    ok = r >= 0
+    if ok.all():
+        return r
+    idx = np.broadcast_to(np.arange(3 * n), (c, 3 * n))
+    ok3 = np.tile(ok, 3)
+    prev = np.maximum.accumulate(np.where(ok3, idx, -1), axis=1)[:, n : 2 * n]
+    nxt = np.minimum.accumulate(np.where(ok3, idx, 3 * n)[:, ::-1], axis=1)[:, ::-1][:, n : 2 * n]
+    r3 = np.tile(r, 3)
+    rows = np.arange(c)[:, None]
+    fill = 0.5 * (r3[rows, np.clip(prev, 0, 3 * n - 1)] + r3[rows, np.clip(nxt, 0, 3 * n - 1)])
+    return np.where(ok, r, np.where(ok.any(axis=1)[:, None], fill, 0.0))
+
+
+class _Polar:
+    """Polar area histograms of the part around C centres, and batched IoU / IoU ascent."""
+
+    def __init__(self, part: np.ndarray, xs, ys, w, cell: float, total: float, centres: np.ndarray, rays: int,
+                 dr: float, terms: int):
+        """part: (h, w) coverage; xs, ys, w: (P,) positions and covered area of cells of area
+        ``cell`` (the histogram's points); centres: (C, 2)."""
+        self.part, self.centres = part, centres
+        theta = -np.pi + 2.0 * np.pi * np.arange(rays) / rays
+        self.cos, self.sin = np.cos(theta), np.sin(theta)
+        dx = xs[None, :] - centres[:, :1]
+        dy = ys[None, :] - centres[:, 1:]
+        sector = np.rint((np.arctan2(dy, dx) + np.pi) * (rays / (2 * np.pi))).astype(np.intp) % rays
+        rho = np.hypot(dx, dy)
+        nb = int(rho.max() / dr) + 3
+        cells = len(centres) * rays
+        flat = ((np.arange(len(centres))[:, None] * rays + sector) * nb + (rho / dr).astype(np.intp)).ravel()
+        hist = np.bincount(flat, np.broadcast_to(w, dx.shape).ravel(), cells * nb).reshape(cells, nb)
+        self.hist2d = hist
+        self.hist = hist.ravel()
+        self.cum = (np.cumsum(hist, axis=1) - hist).ravel()  # mass below each bin's inner edge
+        self.base = (np.arange(cells) * nb).reshape(len(centres), rays)
+        # outermost well-covered cell of each sector: the "outer crossing" used to start from
+        inside = np.bincount(flat, np.broadcast_to(w >= 0.5 * cell, dx.shape).ravel(), cells * nb).reshape(cells, nb)
+        last = nb - 1 - np.argmax(inside[:, ::-1] > 0, axis=1)
+        outer = np.where(inside.any(axis=1), (last + 0.5) * dr + 0.5, -1.0).reshape(len(centres), rays)
+        self.outer = _fill_gaps(outer)
+        self.dr, self.rmax, self.total = dr, (nb - 1e-6) * dr, total
+        self.dtheta = 2.0 * np.pi / rays
+        self.v, self.pinv = _basis(rays, terms)
+
+    def best_radii(self, tau: float = 0.45) -> np.ndarray:
+        """Per-ray radius maximising covered mass - tau * area (the IoU optimum with unlimited
+        terms when tau = IoU / (1 + IoU)). Returns (C, rays)."""
+        nb = self.hist2d.shape[1]
+        ring = self.dtheta * self.dr * self.dr * (np.arange(nb) + 0.5)  # area of each radial bin
+        gain = np.cumsum(self.hist2d - tau * ring, axis=1)
+        k = np.argmax(gain, axis=1)
+        k = np.where(gain[np.arange(len(k)), k] > 0, k + 1, 0)
+        return (k * self.dr).reshape(self.base.shape)
+
+    def evaluate(self, coef: np.ndarray, rows: np.ndarray | None = None):
+        """IoU (M,) and radii (M, rays) for coefficients (M, N) around centres ``rows`` (M,)."""
+        r = np.minimum(np.maximum(coef @ self.v.T, 0.0), self.rmax)
+        u = r / self.dr
+        k = u.astype(np.intp)
+        at = (self.base if rows is None else self.base[rows]) + k
+        inter = (self.cum[at] + self.hist[at] * (u - k)).sum(axis=1)
+        area = 0.5 * self.dtheta * np.einsum("ij,ij->i", r, r)
+        return inter / np.maximum(area + self.total - inter, 1e-12), r
+
+    def coverage(self, r: np.ndarray) -> np.ndarray:
+        """Mask coverage (C, rays) at the outline points, bilinear (smooth, unlike the histogram)."""
+        x = self.centres[:, :1] + r * self.cos
+        y = self.centres[:, 1:] + r * self.sin
+        return bilinear(self.part, x.ravel(), y.ravel()).reshape(r.shape)
+
+    def ascend(self, coef: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """IoU ascent with a line search, for each of the C rows independently."""
+        iou, r = self.evaluate(coef)
+        v = self.v
+        c, n = coef.shape
+        eye = np.eye(n)
+        sizes = np.asarray(STEP_CELLS)[:, None, None]
+        rows = np.tile(np.arange(c), len(STEP_CELLS))
+        for _ in range(steps):
+            w = np.maximum(r, 1.0) * self.dtheta  # arc length per ray
+            force = self.coverage(r) * (1.0 + iou[:, None]) - iou[:, None]  # sign of d IoU / d r
+            if PRECOND:
+                a = np.matmul(v.T * w[:, None, :], v) + (DAMPING * w.sum(axis=1))[:, None, None] * eye
+                d = np.linalg.solve(a, ((w * force) @ v)[..., None])[..., 0]
+            else:
+                d = (force * r) @ self.pinv.T
+            d /= np.maximum(np.abs(d @ v.T).max(axis=1), 1e-9)[:, None]
+            # all step sizes for all rows in one evaluation; keep the largest step that improves
+            trial = (coef[None] + sizes * d[None]).reshape(-1, n)
+            t_iou, t_r = self.evaluate(trial, rows)
+            ok = t_iou.reshape(len(STEP_CELLS), c) > iou
+            if not ok.any():
+                break
+            pick = np.argmax(ok, axis=0) * c + np.arange(c)
+            moved = ok.any(axis=0)
+            coef = np.where(moved[:, None], trial[pick], coef)
+            iou = np.where(moved, t_iou[pick], iou)
+            r = np.where(moved[:, None], t_r[pick], r)
+        return coef, iou
+
+
+def _search_centre(frame: Frame, centroid: np.ndarray, terms: int) -> tuple[np.ndarray, np.ndarray]:
+    """Coarse-to-fine grid search for the centre whose short IoU ascent scores best.
+
+    Returns:
+        centre (2,) and its coefficients (N,), in cells.
+    """
+    part = frame.part
+    cells = _coarse_cells(part)
+    line = frame.line
+    span = (line.max(axis=0) - line.min(axis=0)) * GRID_SPAN
+    g = np.linspace(-1.0, 1.0, GRID)
+    offsets = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    best, best_coef, best_iou = centroid, None, -1.0
+    for rnd in range(SEARCH_ROUNDS):
+        cands = best + offsets * span / (GRID - 1) ** rnd
+        cands = cands[bilinear(part, cands[:, 0], cands[:, 1]) >= 0.5]
+        if rnd == 0:
+            cands = np.vstack([centroid[None], cands])
+        elif len(cands):
+            cands = cands[np.any(cands != best, axis=1)]
+        if not len(cands):
+            break
+        polar = _Polar(part, *cells, 4.0, frame.total, cands, SEARCH_RAYS, SEARCH_DR, terms)
+        coefs, ious = polar.ascend(polar.outer @ polar.pinv.T, SEARCH_STEPS)
+        k = int(np.argmax(ious))
+        if ious[k] > best_iou:
+            best, best_coef, best_iou = cands[k], coefs[k], ious[k]
+    return best, best_coef
+
+
+def _coarse_cells(part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Covered 2x2 blocks of ``part`` as (xs, ys, mass) in fine cell units (4x fewer points)."""
+    h, w = part.shape
+    p = np.zeros((h + h % 2, w + w % 2))
+    p[:h, :w] = part
+    s = p.reshape(p.shape[0] // 2, 2, p.shape[1] // 2, 2).sum(axis=(1, 3))
+    ys, xs = np.nonzero(s)
+    return 2.0 * xs + 0.5, 2.0 * ys + 0.5, s[ys, xs]
+
+
+def fit_frame(frame: Frame, terms: int, fit: str) -> RadialContour:
+    """Fit in the working frame and return the contour in image pixels."""
+    centroid = frame.centroid()
+    if fit == "fast":
+        centre = centroid
+        coef = _basis(RAYS, terms)[1] @ _outer_radii(frame.line, centre, RAYS)
+    else:
+        centre, coef = _search_centre(frame, centroid, terms)
+        part = frame.part
+        ys, xs = np.nonzero(part)
+        w = part[ys, xs]
+        fine = _Polar(part, xs.astype(np.float64), ys.astype(np.float64), w, 1.0, frame.total, centre[None],
+                      FINE_RAYS, FINE_DR, terms)
+        coef = fine.ascend(coef[None], FINE_STEPS)[0][0]
+    return RadialContour(frame.to_image(centre), coef * frame.f)

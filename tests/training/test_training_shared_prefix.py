@@ -1,0 +1,116 @@
+"""Shared-prefix log-probs, gradients and generation equal TRL's stock path (tiny models, fp32, CPU).
+
+Each case builds a GRPO batch as TRL does and runs ``VLMGRPOTrainer._get_per_token_logps_and_entropies`` twice,
+``--shared_prefix false`` (TRL's own method) and ``true``: log-probs and entropies must agree within 1e-5 and every
+parameter gradient of a weighted sum of both within 1e-4 relative.
+"""
+
+import logging
+
+import pytest
+import torch
+from peft import LoraConfig
+from shared_prefix_helpers import forward, grpo_batch, make_trainer, random_image, worst_relative_gradient_error
+
+from vlmr1.models import TEXT_LORA_TARGET_REGEX
+
+# (text, image sizes, image seed): two prompts share text and image size but not pixels; lengths differ (padding).
+SINGLE = [("How many red shapes are there?", [(112, 84)], 0), ("How many red shapes are there?", [(112, 84)], 10),
+          ("Count the blue circles in this picture, then answer with a number.", [(140, 56)], 20)]
+MULTI = [("Which image has more shapes?", [(84, 84), (112, 56)], 30), ("What is two plus two?", [], 0),
+         ("Describe the first picture.", [(56, 112), (84, 84)], 40)]
+
+
+@pytest.fixture(scope="module")
+def trainer25(tiny_qwen25vl_dir, tmp_path_factory):
+    return make_trainer(tiny_qwen25vl_dir, tmp_path_factory.mktemp("t25"))
+
+
+def assert_same(trainer, batch, batch_size=None, grad=True):
+    stock = forward(trainer, batch, shared=False, grad=grad, batch_size=batch_size)
+    shared = forward(trainer, batch, shared=True, grad=grad, batch_size=batch_size)
+    mask = batch["attention_mask"][:, -batch["logits_to_keep"]:].bool()
+    assert (stock[0] - shared[0]).abs().max() <= 1e-5
+    assert (stock[1] - shared[1])[mask].abs().max() <= 1e-5
+    assert torch.equal(stock[0] == 0, shared[0] == 0)  # padding after EOS scores 0 in both
+    if grad:
+        assert worst_relative_gradient_error(stock[2], shared[2]) <= 1e-4
+    return stock, shared
+
+
+@pytest.mark.parametrize("prompts", [SINGLE, MULTI], ids=["single_image", "multi_image_and_text_only"])
+def test_qwen25vl_logps_and_gradients_match_stock(trainer25, prompts):
+    batch = grpo_batch(trainer25.processing_class, prompts, group_size=4, completion_len=10)
+    assert batch["attention_mask"][:, 0].min() == 0  # prompts of different lengths: left padding
+    stock, _ = assert_same(trainer25, batch)
+    assert any("visual" in n for n in stock[2]) and any("language_model" in n for n in stock[2])
+
+
+def test_chunked_no_grad_call_matches_stock(trainer25):
+    # Old/ref log-probs: no grad, chunks of whole groups of at most batch_size rows.
+    batch = grpo_batch(trainer25.processing_class, SINGLE + MULTI, group_size=2, completion_len=6, seed=3)
+    assert_same(trainer25, batch, batch_size=4, grad=False)
+
+
+def test_gradient_checkpointing_matches_stock(tiny_qwen25vl_dir, tmp_path):
+    trainer = make_trainer(tiny_qwen25vl_dir, tmp_path)
+    trainer.model.activation_checkpointing_enable()  # what Trainer.train does; non-reentrant by default
+    trainer.model.train()  # checkpointing only acts in training mode
+    assert_same(trainer, grpo_batch(trainer.processing_class, SINGLE, group_size=3, completion_len=8))
+
+
+def test_frozen_vision_matches_stock(tiny_qwen25vl_dir, tmp_path):
+    trainer = make_trainer(tiny_qwen25vl_dir, tmp_path, freeze_vision=True)
+    stock, _ = assert_same(trainer, grpo_batch(trainer.processing_class, MULTI, group_size=3, completion_len=8))
+    assert not any("visual" in n for n in stock[2])
+
+
+def test_lora_matches_stock(tiny_qwen25vl_dir, tmp_path):
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=TEXT_LORA_TARGET_REGEX, task_type="CAUSAL_LM",
+                      init_lora_weights=False)  # non-zero B: the adapters change the outputs
+    trainer = make_trainer(tiny_qwen25vl_dir, tmp_path, peft_config=lora)
+    stock, _ = assert_same(trainer, grpo_batch(trainer.processing_class, SINGLE, group_size=3, completion_len=8))
+    assert stock[2] and all("lora_" in n for n in stock[2])
+
+
+def test_qwen2vl_logps_and_gradients_match_stock(tiny_qwen2vl_dir, tmp_path):
+    trainer = make_trainer(tiny_qwen2vl_dir, tmp_path)
+    assert_same(trainer, grpo_batch(trainer.processing_class, MULTI, group_size=3, completion_len=8))
+
+
+def test_generation_prefills_each_prompt_once_and_samples_as_stock(trainer25, monkeypatch):
+    from vlmr1.training import shared_prefix as sp
+
+    prefixes = []
+    run_prefix = sp.run_prefix
+    monkeypatch.setattr(sp, "run_prefix", lambda backbone, ids, *a, **k: prefixes.append(ids.shape) or
+                        run_prefix(backbone, ids, *a, **k))
+    prompts = [[{"role": "user", "content": [{"type": "image", "image": random_image(sizes[0], seed)},
+                                             {"type": "text", "text": text}]}]
+               for text, sizes, seed in SINGLE for _ in range(4)]
+    prompt_ids, images, fields = trainer25._tokenize_prompts(prompts)
+    results = {}
+    for shared in (False, True):
+        trainer25.args.shared_prefix = shared
+        torch.manual_seed(7)
+        results[shared] = trainer25._generate_single_turn(prompt_ids, images, fields, num_generations=4)
+    assert len(prefixes) == 1 and prefixes[0][0] == 3  # three distinct prompts, prefilled once each
+    assert results[True] == results[False]  # same logits, same RNG draws: the same completions
+    assert len({tuple(c) for c in results[True][0][:4]}) > 1  # and they are sampled, not copies
+
+
+def test_unsupported_settings_fall_back_with_one_log_line(tiny_qwen25vl_dir, tmp_path, caplog):
+    trainer = make_trainer(tiny_qwen25vl_dir, tmp_path, gradient_checkpointing_kwargs={"use_reentrant": True})
+    trainer.model.activation_checkpointing_enable(trainer.args.gradient_checkpointing_kwargs)
+    trainer.model.train()
+    batch = grpo_batch(trainer.processing_class, SINGLE, group_size=2, completion_len=4)
+    trainer.args.shared_prefix = True
+    with caplog.at_level(logging.INFO, logger="vlmr1.training.trainer"):
+        for _ in range(2):
+            forward(trainer, batch, shared=False, grad=True)  # shared=False asserts the stock path ran
+            trainer.args.shared_prefix = True
+            b = dict(batch)
+            ids, mask, keep = b.pop("input_ids"), b.pop("attention_mask"), b.pop("logits_to_keep")
+            trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep, **b)
+    lines = [r.getMessage() for r in caplog.records if "reentrant" in r.getMessage()]
+    assert len(lines) == 1 and "stock path" in lines[0]

@@ -1,0 +1,56 @@
+"""A 5-step GRPO run with ``--shared_prefix true`` gives the stock run's losses, gradients and weights (same seed).
+
+Old log-probs (``--num_iterations 2``), reference log-probs (``--beta``), the checkpointed training forward+backward
+and the rollouts all go through the shared-prefix path in the second run, and only there.
+"""
+
+from pathlib import Path
+
+import torch
+
+from vlmr1.training import shared_prefix as sp
+from vlmr1.training.config import parse_train_args
+from vlmr1.training.setup import build_trainer
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+LOGGED = ["loss", "grad_norm", "entropy", "kl", "reward", "clip_ratio/region_mean"]
+
+
+def run(model_dir, output_dir, shared: bool):
+    """Train 5 steps; returns the logged steps and the trained weights."""
+    args = parse_train_args([
+        "--model_name_or_path", str(model_dir), "--output_dir", str(output_dir), "--report_to", "none",
+        "--data_file_paths", str(EXAMPLES / "counting.jsonl"), "--image_folders", str(EXAMPLES / "images"),
+        "--reward_funcs", "format", "user_rewards:text_length", "--max_steps", "5", "--per_device_train_batch_size", "8",
+        "--num_generations", "4", "--max_completion_length", "12", "--num_iterations", "2", "--beta", "0.04",
+        "--learning_rate", "1e-2", "--logging_steps", "1", "--save_strategy", "no", "--max_pixels", "12544",
+        "--seed", "0", "--temperature", "1.5", "--shared_prefix", str(shared).lower(),
+    ])
+    trainer = build_trainer(*args)
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    return logs, {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+
+
+def test_five_steps_match_the_stock_run(tiny_qwen25vl_dir, tmp_path, monkeypatch):
+    calls = {"logps": 0, "prefill": 0}
+    logps, prefill = sp.shared_prefix_logps, sp.run_prefix
+    monkeypatch.setattr(sp, "shared_prefix_logps", lambda *a, **k: calls.__setitem__("logps", calls["logps"] + 1)
+                        or logps(*a, **k))
+    monkeypatch.setattr(sp, "run_prefix", lambda *a, **k: calls.__setitem__("prefill", calls["prefill"] + 1)
+                        or prefill(*a, **k))
+
+    stock_logs, stock_weights = run(tiny_qwen25vl_dir, tmp_path / "stock", shared=False)
+    assert calls == {"logps": 0, "prefill": 0}
+    shared_logs, shared_weights = run(tiny_qwen25vl_dir, tmp_path / "shared", shared=True)
+    # per generation (steps 1, 3, 5): old + ref log-probs; per step: the training forward; rollouts prefill too
+    assert calls["logps"] == 3 * 2 + 5 and calls["prefill"] > calls["logps"]
+
+    assert len(stock_logs) == len(shared_logs) == 5
+    for stock, shared in zip(stock_logs, shared_logs):
+        for key in LOGGED:
+            assert abs(stock[key] - shared[key]) <= 1e-5 + 1e-4 * abs(stock[key]), (stock["step"], key)
+    assert any(abs(s["loss"]) > 1e-4 for s in stock_logs)  # the comparison is not between zeros
+    for name, weight in stock_weights.items():
+        assert (weight - shared_weights[name]).norm() <= 1e-4 * weight.norm(), name
+    assert any(not torch.equal(w, load) for w, load in zip(stock_weights.values(), stock_weights.values())) is False
