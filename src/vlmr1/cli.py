@@ -2,6 +2,7 @@
 
     vlmr1 train ...               GRPO training (all TRL GRPOConfig flags, or --config recipe.yaml)
     vlmr1 eval ...                batched evaluation with per-file metrics and a report
+    vlmr1 data <command> ...      make or convert datasets (coco, refcoco, shapes, gui-synthetic)
     vlmr1 tiny-model ...          write a tiny offline model + processor (tests, demo)
     vlmr1 rewards                 list the registered reward functions and accuracy methods
 """
@@ -30,6 +31,28 @@ def _tiny_model(argv: list[str]) -> None:
     print(f"wrote a tiny {args.arch} model to {path}")
 
 
+DATA_COMMANDS = {
+    "coco": ("vlmr1.data.coco", "download COCO and convert instance masks to Chebyshev-contour jsonl"),
+    "refcoco": ("vlmr1.data.refcoco", "convert RefCOCO/+/g refer annotations to REC jsonl"),
+    "shapes": ("vlmr1.data.shapes", "generate synthetic referring-segmentation data (the demo's)"),
+    "gui-synthetic": ("vlmr1.data.gui_synthetic", "generate synthetic before/after GUI screenshot pairs"),
+}
+
+
+def _data(argv: list[str]) -> None:
+    import importlib
+
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in DATA_COMMANDS:
+        lines = [f"  {name:14s} {help_}" for name, (_, help_) in DATA_COMMANDS.items()]
+        print("usage: vlmr1 data <command> [args]\n\ncommands:\n" + "\n".join(lines))
+        if argv and argv[0] not in ("-h", "--help"):
+            print(f"\nvlmr1 data: unknown command {argv[0]!r}", file=sys.stderr)
+            sys.exit(2)
+        return
+    module, _ = DATA_COMMANDS[argv[0]]
+    importlib.import_module(module).main(argv[1:])
+
+
 def _eval(argv: list[str]) -> None:
     from vlmr1.eval import main
 
@@ -48,6 +71,7 @@ def _rewards(argv: list[str]) -> None:
 
 COMMANDS = {
     "train": (_train, "GRPO training on jsonl data (every TRL GRPOConfig flag; --config recipe.yaml)"),
+    "data": (_data, "make or convert datasets: coco, refcoco, shapes, gui-synthetic"),
     "eval": (_eval, "evaluate a model on jsonl data: metrics.json, predictions.jsonl, report.md"),
     "tiny-model": (_tiny_model, "write a tiny offline model and processor for tests and the demo"),
     "rewards": (_rewards, "list reward functions and accuracy methods"),

@@ -34,3 +34,10 @@ def test_rewards_lists_builtins(capsys):
 def test_tiny_model_command(tmp_path, capsys):
     main(["tiny-model", "--arch", "qwen2_vl", "--output", str(tmp_path / "m")])
     assert (tmp_path / "m" / "config.json").exists() and "qwen2_vl" in capsys.readouterr().out
+
+
+def test_data_subcommands_dispatch(tmp_path, capsys):
+    main(["data", "--help"])
+    assert all(name in capsys.readouterr().out for name in ("coco", "refcoco", "shapes", "gui-synthetic"))
+    main(["data", "gui-synthetic", "--output_dir", str(tmp_path), "--num", "2"])
+    assert len((tmp_path / "gui_synthetic.jsonl").read_text().splitlines()) == 2

@@ -94,7 +94,8 @@ def test_validation_split_keeps_lazy_rows(tmp_path, image_dir):
     ('{"id": 1, "image": "a.png", "conversations": [', "not valid JSON"),
     (json.dumps({"id": 1, "image": "a.png"}), "missing or empty 'conversations'"),
     (json.dumps(row(image=["a.png", "b.png"])), "1 '<image>' placeholder(s) in the question but 2 image(s)"),
-    (json.dumps(row(question="no placeholder")), "0 '<image>' placeholder(s) in the question but 1 image(s)"),
+    (json.dumps(row(image=["a.png", "b.png", "a.png"], question="<image><image>?")),
+     "2 '<image>' placeholder(s) in the question but 3 image(s)"),
     (json.dumps(row(answer="  ")), "the 'gpt' answer is empty"),
     (json.dumps({"conversations": [{"from": "gpt", "value": "x"}]}), "needs a 'human' turn"),
     (json.dumps({"conversations": [{"from": "robot", "value": "x"}, {"from": "gpt", "value": "y"}]}), "robot"),
@@ -143,6 +144,14 @@ def test_unknown_accuracy_method_is_rejected_up_front(tmp_path, image_dir):
     with pytest.raises(DataError, match="fuzzy") as err:
         load_sources(pair_sources(str(data), str(image_dir)), validate_method=validate)
     assert f"{data}:2" in str(err.value)
+
+
+def test_lines_without_placeholders_get_their_images_first(tmp_path, image_dir):
+    # VLM-R1's GUI file writes no <image>: both images go before the question, in order
+    data = write_jsonl(tmp_path / "d.jsonl", [row(image=["a.png", "b.png"], question="Any defect?")])
+    first = build_dataset(load_sources(pair_sources(str(data), str(image_dir))))[0]
+    assert [c["type"] for c in first["prompt"][0]["content"]] == ["image", "image", "text"]
+    assert first["original_sizes"] == [[40, 30], [20, 50]]
 
 
 def test_to_chat_messages_and_structured_answers():

@@ -20,8 +20,9 @@ def test_all_match_scoring_of_classes():
         "accuracy": 1.0, "parsed": 1.0}
     assert task.sample_metrics("<answer>Navigation Logic Error.</answer>", row)["accuracy"] == 0.0  # exact class
     assert task.sample_metrics("Unexpected Task Result", row) == {"accuracy": 0.0, "parsed": 0.0}
-    out = REWARD_REGISTRY["accuracy"](completions=["<answer>No Defect</answer>", "<answer>Operation No Response</answer>"],
-                                      solution=["No Defect", "No Defect"], accu_reward_method=["all_match"] * 2)
+    completions = ["<answer>No Defect</answer>", "<answer>Operation No Response</answer>"]
+    out = REWARD_REGISTRY["accuracy"](completions=completions, solution=["No Defect", "No Defect"],
+                                      accu_reward_method=["all_match"] * 2)
     assert out == [1.0, 0.0]
     metrics = task.aggregate_metrics([task.sample_metrics("<answer>navigation logic error</answer>", row),
                                       task.sample_metrics("<answer>No Defect</answer>", row)])

@@ -15,7 +15,7 @@ Output: ``DIR/gui_synthetic.jsonl`` and ``DIR/images/gui_<n>_{before,after}.png`
 ``DIR``, so train with ``--image_folders DIR``)::
 
     {"id": "gui-0000", "image": ["images/gui_0000_before.png", "images/gui_0000_after.png"],
-     "conversations": [{"from": "human", "value": "<image><image>The first screenshot ... [tap the \\"Sound\\" row]..."},
+     "conversations": [{"from": "human", "value": "<image><image>The first screenshot ... [tap the \\"Sound\\" row]"},
                        {"from": "gpt", "value": "Navigation Logic Error"}],
      "accu_reward_method": "all_match", "action": "tap the \\"Sound\\" row"}
 
@@ -97,7 +97,8 @@ def render(screen: Screen, accent: tuple[int, int, int]) -> Image.Image:
     if screen.back:
         draw.line([(14, 22), (8, 28), (14, 34)], fill=(255, 255, 255), width=2)
     border = accent if screen.focused else (190, 190, 190)
-    draw.rounded_rectangle([8, 48, w - 8, 68], radius=8, fill=(255, 255, 255), outline=border, width=2 if screen.focused else 1)
+    draw.rounded_rectangle([8, 48, w - 8, 68], radius=8, fill=(255, 255, 255), outline=border,
+                           width=2 if screen.focused else 1)
     draw.text((18, 52), "Search", fill=(150, 150, 150), font=font)
     if screen.focused:
         draw.line([(16, 52), (16, 64)], fill=accent, width=1)

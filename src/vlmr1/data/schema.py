@@ -8,7 +8,8 @@ A line looks like::
      ...any extra fields...}               # reach the reward functions unchanged
 
 The last ``gpt`` turn is the solution; every turn before it is the prompt. Each ``<image>`` in the prompt marks where
-one image goes, in order; a line without ``image`` is text-only.
+one image goes, in order; a prompt with no ``<image>`` at all gets its images before the first question (as VLM-R1
+did); a line without ``image`` is text-only.
 """
 
 from __future__ import annotations
@@ -113,10 +114,16 @@ def parse_line(text: str, path: str, line_no: int) -> Sample:
 
     prompt = turns[:-1]
     placeholders = sum(text.count(IMAGE_PLACEHOLDER) for _, text in prompt)
-    if placeholders != len(images):
+    if placeholders == 0 and images:
+        # VLM-R1's own files (e.g. the GUI multi-image set) write no placeholder: the images then precede the
+        # first question, in order, as VLM-R1 placed them.
+        first = next(i for i, (role, _) in enumerate(prompt) if role == "user")
+        prompt[first] = ("user", IMAGE_PLACEHOLDER * len(images) + prompt[first][1])
+    elif placeholders != len(images):
         raise DataError(path, line_no,
                         f"{placeholders} '<image>' placeholder(s) in the question but {len(images)} image(s)",
-                        "put exactly one '<image>' in the human turn for each entry of 'image', in order")
+                        "put exactly one '<image>' in the human turn for each entry of 'image', in order "
+                        "(or none at all: the images then go before the question)")
 
     method = row.get("accu_reward_method")
     if method is not None and not isinstance(method, str):

@@ -41,7 +41,7 @@ SAMPLES = 128  # points along the curve used by the fits
 GN_STEPS = 8  # Gauss-Newton steps onto the outline
 IOU_STEPS = 8  # IoU shape-gradient steps
 IOU_SAMPLES = 128  # polygon points rasterised to evaluate IoU during the line search
-STEP_CELLS = (1.0, 0.5, 0.25)  # tried largest normal displacements of one IoU step, in cells
+STEP_START, STEP_GROW, STEP_MAX, STEP_TRIES = 2.0, 1.5, 4.0, 3  # largest move of an IoU step, cells
 DAMPING = 1e-3  # pull toward the arc-length fit; keeps the parameterisation from drifting
 
 
@@ -122,18 +122,21 @@ def _refine_parametric(c: np.ndarray, frame: Frame) -> np.ndarray:
 
     v_eval = _basis(IOU_SAMPLES, terms)[0]
     best = _soft_iou(c, frame, v_eval)
+    step = STEP_START
     for _ in range(IOU_STEPS):
         p, _, ds, jac = _normal_system(c, v, dv)
         # d IoU / d(outward move) is proportional to m (1 + IoU) - IoU at each boundary point
         force = bilinear(frame.part, p[:, 0], p[:, 1]) * (1.0 + best) - best
         d = _solve(jac, ds, force, c, c, DAMPING)
         scale = 1.0 / max(float(np.abs(v @ d).max()), 1e-9)
-        for step in STEP_CELLS:
+        for _ in range(STEP_TRIES):  # trust region on the largest move: grow on success, halve on failure
             trial = c + d * (step * scale)
             val = _soft_iou(trial, frame, v_eval)
             if val > best:
                 c, best = trial, val
+                step = min(step * STEP_GROW, STEP_MAX)
                 break
+            step *= 0.5
         else:
             break
     return c

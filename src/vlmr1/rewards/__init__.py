@@ -11,6 +11,8 @@ that a reward returns a float in [0, 1] for any output and never raises.
 """
 
 from . import accuracy as _accuracy  # noqa: F401  (registers "accuracy")
+from . import box as _box  # noqa: F401  (registers "rec_iou", "rec_accuracy")
+from . import detection as _detection  # noqa: F401  (registers "od_ap", "od_ap50", "od_length")
 from . import format as _format  # noqa: F401  (registers "format")
 from .accuracy import (
     ACCURACY_METHODS,

@@ -29,7 +29,7 @@ class VLMR1Arguments:
         default=None, metadata={"help": "accuracy method per data file (':'-separated) or for all; "
                                         "a line's accu_reward_method wins"})
     task_type: str = field(default="default", metadata={"help": "question template and default rewards: "
-                                                                 "default, rec, seg, gui"})
+                                                                 "default, rec, seg, od, gui"})
     val_split_ratio: float = field(default=0.0, metadata={"help": "fraction of lines held out for validation"})
     max_pixels: int = field(default=None, metadata={"help": "largest image area fed to the model, in pixels "
                                                              "(default: the processor's, 12845056 for Qwen2.5-VL)"})

@@ -1,0 +1,247 @@
+"""``vlmr1 demo``: referring segmentation learned end to end on a CPU, offline, in minutes.
+
+Stages, top to bottom (each one timed, with a progress bar):
+
+1. model     a tiny Qwen2.5-VL built offline (random weights, locally trained tokenizer)
+2. data      synthetic shapes with referring phrases and Chebyshev answers (``vlmr1 data shapes``)
+3. eval      greedy validation before any training (vlmr1's evaluator, the seg task's gIoU / cIoU / parse rate)
+4. sft       supervised warm start, TRL's SFTTrainer (``recipes/demo/seg_sft.yaml``)
+5. eval      after SFT
+6. grpo      GRPO with ``seg_iou`` + ``seg_format`` through vlmr1's trainer (``recipes/demo/seg_grpo.yaml``)
+7. eval      after GRPO
+8. report    ``DIR/report.html`` and ``DIR/metrics.json``
+
+``--quick`` runs a few steps of each stage on a handful of lines (for tests); the numbers then mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from vlmr1.tasks import Task, get_task, register_task
+from vlmr1.tasks.seg import seg_aggregate_metrics, seg_sample_metrics
+
+logger = logging.getLogger(__name__)
+
+RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "demo"
+
+# `seg` with the question alone. The seg template's 177-token instruction would triple the length of every
+# sequence, i.e. the cost of every step on a CPU, and a 4M-parameter model reads no instructions: SFT teaches it
+# the answer layout. Same rewards and metrics as `seg`.
+DEMO_TASK: Task = register_task(Task("seg_demo", "{question}", ("seg_iou", "seg_format"), seg_sample_metrics,
+                                     seg_aggregate_metrics))
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    """Everything the demo chooses besides the two training recipes.
+
+    Attributes:
+        model: ``build_tiny_model`` sizes.
+        image_size, num_train, num_val, max_shapes, queries_per_image: the synthetic data.
+        sft_args, grpo_args: flags appended to the recipes (they win over the YAML).
+        sft_budget_s, grpo_budget_s: wall-time caps of the training stages (a slower machine trains fewer steps).
+        eval_batch_size, max_new_tokens: greedy validation.
+        examples: validation rows drawn in the report.
+        seed: data, weights and training seed.
+    """
+
+    model: dict[str, int] = field(default_factory=lambda: {
+        "text_layers": 4, "hidden_size": 192, "num_attention_heads": 4, "num_key_value_heads": 2,
+        "intermediate_size": 512, "vision_layers": 4, "vision_hidden": 96, "vision_heads": 4})
+    image_size: int = 112
+    num_train: int = 3000
+    num_val: int = 100
+    max_shapes: int = 3
+    queries_per_image: int = 2
+    sft_args: tuple[str, ...] = ()
+    grpo_args: tuple[str, ...] = ()
+    sft_budget_s: float | None = 330.0
+    grpo_budget_s: float | None = 150.0
+    eval_batch_size: int = 50
+    max_new_tokens: int = 64
+    examples: int = 6
+    seed: int = 0
+
+
+FULL = DemoSettings()
+QUICK = replace(FULL, num_train=32, num_val=8, examples=4, eval_batch_size=8, max_new_tokens=24,
+                model={**FULL.model, "text_layers": 1, "vision_layers": 1, "hidden_size": 64, "intermediate_size": 128,
+                       "num_attention_heads": 2, "num_key_value_heads": 1, "vision_hidden": 32, "vision_heads": 2},
+                sft_args=("--max_steps", "3", "--logging_steps", "1", "--per_device_train_batch_size", "4"),
+                grpo_args=("--max_steps", "2", "--per_device_train_batch_size", "4", "--num_generations", "4",
+                           "--max_completion_length", "24"),
+                sft_budget_s=None, grpo_budget_s=None)
+
+
+class StageClock:
+    """Numbered stage headers and wall time per stage (``seconds`` feeds the report)."""
+
+    def __init__(self, total: int):
+        self.total, self.count, self.seconds = total, 0, {}
+
+    @contextmanager
+    def stage(self, key: str, title: str):
+        self.count += 1
+        print(f"\n[{self.count}/{self.total}] {title}", flush=True)
+        start = time.monotonic()
+        yield
+        self.seconds[key] = self.seconds.get(key, 0.0) + time.monotonic() - start
+        print(f"    ({self.seconds[key]:.1f} s)", flush=True)
+
+
+def _recipe(name: str) -> str:
+    path = RECIPES / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run the demo from a source checkout (pip install -e .)")
+    return str(path)
+
+
+def _load_rows(jsonl: str, image_folder: str, frame) -> list[dict[str, Any]]:
+    """Validation rows exactly as training builds them (lazy loader, task template, model frame), decoded."""
+    from vlmr1.data.loading import build_dataset, load_sources, pair_sources
+
+    data = load_sources(pair_sources(jsonl, image_folder), task_type=DEMO_TASK.name)
+    dataset = build_dataset(data, DEMO_TASK.format_question, frame)
+    return [dataset[i] for i in range(len(dataset))]
+
+
+def _evaluate(model, processor, rows, settings: DemoSettings) -> tuple[dict[str, float], list[dict]]:
+    from vlmr1.evaluation import evaluate
+
+    per_file, predictions = evaluate(model, processor, rows, DEMO_TASK, batch_size=settings.eval_batch_size,
+                                     max_new_tokens=settings.max_new_tokens)
+    (metrics,) = per_file.values()
+    summary = {k: float(metrics[k]) for k in ("gIoU", "cIoU", "parse_rate")}
+    print("    " + "  ".join(f"{k} {v:.3f}" for k, v in summary.items()), flush=True)
+    return summary, predictions
+
+
+def run(output_dir: str, settings: DemoSettings = FULL) -> dict[str, Any]:
+    """Run every stage and write the report.
+
+    Args:
+        output_dir: where the model, data, checkpoints and the report go (created).
+        settings: :data:`FULL` or :data:`QUICK` (or your own).
+    Returns:
+        The content of ``metrics.json`` plus ``"report"``: the report's path.
+    """
+    import torch
+    from transformers import AutoProcessor
+    from trl import SFTConfig, TrlParser
+
+    from vlmr1.data.loading import load_sources, pair_sources
+    from vlmr1.data.shapes import generate
+    from vlmr1.demo.report import write_report
+    from vlmr1.demo.sft import sft_dataset, train_sft
+    from vlmr1.models import build_tiny_model, get_family
+    from vlmr1.training.config import parse_train_args
+    from vlmr1.training.setup import build_trainer, check_data
+
+    out = os.path.abspath(output_dir)
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(settings.seed)
+    clock = StageClock(8)
+    pixels = settings.image_size * settings.image_size
+    with clock.stage("model", "model: tiny Qwen2.5-VL, built offline"):
+        model_dir = build_tiny_model("qwen2_5_vl", os.path.join(out, "model-init"), seed=settings.seed,
+                                     min_pixels=min(3136, pixels), max_pixels=pixels, **settings.model)
+        family = get_family("qwen2_5_vl")
+        processor = AutoProcessor.from_pretrained(model_dir)
+        model = family.load(model_dir, dtype=torch.float32)
+        frame = family.coordinate_frame(processor)
+        params_m = sum(p.numel() for p in model.parameters()) / 1e6
+        print(f"    {params_m:.1f}M parameters; images {settings.image_size} px = the model's frame "
+              f"{frame.input_size((settings.image_size, settings.image_size))}")
+    with clock.stage("data", "data: synthetic shapes with referring phrases and Chebyshev answers"):
+        data_dir = os.path.join(out, "data")
+        paths = generate(data_dir, settings.num_train, settings.num_val, seed=settings.seed,
+                         image_size=settings.image_size, max_shapes=settings.max_shapes,
+                         queries_per_image=settings.queries_per_image, compact=True)
+        val_rows = _load_rows(paths["val"], data_dir, frame)
+        print(f"    {paths['train']} ({settings.num_train} lines), {paths['val']} ({settings.num_val} lines)")
+    stages, predictions = {}, {}
+    with clock.stage("eval_before", "eval: before training"):
+        stages["before"], predictions["before"] = _evaluate(model, processor, val_rows, settings)
+
+    with clock.stage("sft", "sft: supervised warm start (TRL SFTTrainer)"):
+        (sft_args,) = TrlParser((SFTConfig,)).parse_args_and_config(
+            args=["--config", _recipe("seg_sft.yaml"), "--output_dir", os.path.join(out, "sft"),
+                  "--seed", str(settings.seed), *settings.sft_args])
+        train = load_sources(pair_sources(paths["train"], data_dir), task_type=DEMO_TASK.name)
+        sft_trainer, budget = train_sft(model, processor, sft_dataset(train, DEMO_TASK.format_question, frame),
+                                        sft_args, settings.sft_budget_s)
+        sft_dir = os.path.join(out, "sft-model")
+        sft_trainer.save_model(sft_dir)
+        processor.save_pretrained(sft_dir)
+        sft_steps = sft_trainer.state.global_step
+        if budget.stopped_at:
+            print(f"    stopped at step {budget.stopped_at}: the {settings.sft_budget_s:.0f} s budget was spent")
+    with clock.stage("eval_sft", "eval: after SFT"):
+        stages["sft"], predictions["sft"] = _evaluate(model, processor, val_rows, settings)
+
+    with clock.stage("grpo", "grpo: seg_iou + seg_format rewards (vlmr1 trainer)"):
+        script_args, grpo_args, model_args = parse_train_args(
+            ["--config", _recipe("seg_grpo.yaml"), "--model_name_or_path", sft_dir,
+             "--output_dir", os.path.join(out, "grpo"), "--data_file_paths", paths["train"],
+             "--image_folders", data_dir, "--seed", str(settings.seed), *settings.grpo_args])
+        grpo_trainer = build_trainer(script_args, grpo_args, model_args, check_data(script_args))
+        from vlmr1.demo.sft import TimeBudget
+
+        grpo_budget = TimeBudget(settings.grpo_budget_s)
+        grpo_trainer.add_callback(grpo_budget)
+        grpo_trainer.train()
+        grpo_trainer.save_model(os.path.join(out, "grpo-model"))
+        processor.save_pretrained(os.path.join(out, "grpo-model"))
+        if grpo_budget.stopped_at:
+            print(f"    stopped at step {grpo_budget.stopped_at}: the {settings.grpo_budget_s:.0f} s budget was spent")
+    with clock.stage("eval_grpo", "eval: after GRPO"):
+        stages["grpo"], predictions["grpo"] = _evaluate(grpo_trainer.model, processor, val_rows, settings)
+
+    with clock.stage("report", "report"):
+        metrics = {
+            "stages": stages,
+            "seconds": dict(clock.seconds),
+            "steps": {"sft": sft_steps, "grpo": grpo_trainer.state.global_step},
+            "model_parameters_m": round(params_m, 2),
+            "num_train": settings.num_train,
+            "num_val": settings.num_val,
+            "settings": {**asdict(settings), "sft_recipe": _recipe("seg_sft.yaml"),
+                         "grpo_recipe": _recipe("seg_grpo.yaml")},
+        }
+        report = write_report(out, metrics, sft_trainer.state.log_history, grpo_trainer.state.log_history,
+                              val_rows, predictions, settings.examples)
+    metrics["seconds"]["total"] = sum(clock.seconds.values())
+    from vlmr1.demo.report import write_json
+
+    write_json(os.path.join(out, "metrics.json"), metrics)
+    return {**metrics, "report": report}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """``vlmr1 demo --output_dir DIR [--quick]``: run the demo and print where the report is.
+
+    Args:
+        argv: the flags (without ``demo``); None reads ``sys.argv[1:]``.
+    Returns:
+        What :func:`run` returns.
+    """
+    p = argparse.ArgumentParser(prog="vlmr1 demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--output_dir", default="runs/demo")
+    p.add_argument("--quick", action="store_true", help="a few steps of each stage (seconds; for tests)")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    result = run(a.output_dir, replace(QUICK if a.quick else FULL, seed=a.seed))
+    s = result["stages"]
+    print("\n" + "\n".join(f"{k:>7}: gIoU {v['gIoU']:.3f}  cIoU {v['cIoU']:.3f}  parse rate {v['parse_rate']:.3f}"
+                           for k, v in s.items()))
+    print(f"\ndemo finished in {result['seconds']['total'] / 60:.1f} min; report: {result['report']}")
+    return result

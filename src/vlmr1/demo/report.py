@@ -1,0 +1,222 @@
+"""The demo's report: ``metrics.json``, matplotlib curves, a grid of validation drawings, and ``report.html``.
+
+Everything is written atomically (a temp file renamed into place), and the HTML embeds its PNGs as data URIs so the
+one file can be opened or mailed on its own; the PNGs are also written next to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on a laptop over ssh or in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
+STAGES = (("before", "before training"), ("sft", "after SFT"), ("grpo", "after GRPO"))
+METRICS = (("gIoU", "gIoU"), ("cIoU", "cIoU"), ("parse_rate", "parse rate"))
+GRID_SCALE = 2  # 112 px images are drawn at 224 px
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def write_json(path: str, value: Any) -> None:
+    """Write ``value`` as indented JSON, atomically."""
+    _atomic_write(path, (json.dumps(value, indent=2) + "\n").encode())
+
+
+def _save_figure(fig, path: str) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    _atomic_write(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
+    """(steps, values) of one logged key; the trainer's final summary (``train_loss``) is not a step."""
+    points = [(h["step"], float(h[key])) for h in history if key in h and "step" in h and "train_runtime" not in h]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def _reward_keys(history: Sequence[Mapping[str, Any]]) -> list[str]:
+    keys = {k for h in history for k in h}
+    return sorted(k for k in keys if k.startswith("rewards/") and k.endswith("/mean"))
+
+
+def plot_curves(sft_history: Sequence[Mapping], grpo_history: Sequence[Mapping], path: str) -> bytes:
+    """Three panels: SFT loss, GRPO rewards (total and per function), GRPO loss. Returns the PNG bytes."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    steps, loss = _series(sft_history, "loss")
+    axes[0].plot(steps, loss, color="tab:blue")
+    axes[0].set(title="SFT: loss on the answers", xlabel="step", yscale="log" if loss and min(loss) > 0 else "linear")
+    for key, color in zip(["reward", *_reward_keys(grpo_history)], ["black", "tab:green", "tab:orange", "tab:red"]):
+        steps, values = _series(grpo_history, key)
+        label = "total" if key == "reward" else key.split("/")[1].removesuffix("_reward")
+        axes[1].plot(steps, values, color=color, label=label, lw=2 if key == "reward" else 1)
+    axes[1].set(title="GRPO: mean reward of the samples", xlabel="step")
+    axes[1].legend(fontsize=8)
+    steps, loss = _series(grpo_history, "loss")
+    axes[2].plot(steps, loss, color="tab:purple")
+    axes[2].set(title="GRPO: loss", xlabel="step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    return _save_figure(fig, path)
+
+
+def plot_metrics(stages: Mapping[str, Mapping[str, float]], path: str) -> bytes:
+    """Grouped bars: gIoU, cIoU and parse rate per stage. Returns the PNG bytes."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    width = 0.26
+    for k, (key, label) in enumerate(STAGES):
+        values = [stages.get(key, {}).get(m, 0.0) for m, _ in METRICS]
+        bars = ax.bar(np.arange(len(METRICS)) + (k - 1) * width, values, width, label=label)
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(np.arange(len(METRICS)), [label for _, label in METRICS])
+    ax.set(ylim=(0, 1.1), title="Validation (held-out shapes)")
+    ax.legend(fontsize=8, loc="upper left")
+    return _save_figure(fig, path)
+
+
+def draw_examples(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, Sequence[Mapping[str, Any]]],
+                  path: str, count: int = 6) -> bytes:
+    """A grid: one validation row per line, one column per stage (true mask green, predicted contour red).
+
+    Args:
+        rows: validation rows (``images``, ``mask``, ``original_sizes``, ``frame_sizes``, ``solution``, ``prompt``).
+        predictions: per stage key, the evaluator's records in row order (``prediction`` text).
+        path: PNG to write.
+        count: rows drawn.
+    Returns:
+        The PNG bytes.
+    """
+    from vlmr1.geometry import rle_to_mask
+    from vlmr1.rewards.mask import answer_polygon, seg_score
+    from vlmr1.viz.draw import make_grid, render_overlay
+
+    tiles = []
+    for i, row in enumerate(rows[:count]):
+        image = row["images"][0]
+        big = image.resize((image.width * GRID_SCALE, image.height * GRID_SCALE), Image.NEAREST)
+        truth = rle_to_mask(row["mask"])
+        for key, label in STAGES:
+            records = predictions.get(key) or []
+            text = records[i]["prediction"] if i < len(records) else ""
+            polygon = answer_polygon(text, row)
+            iou = seg_score(text, row).iou if polygon is not None else None
+            status = "unparsable" if iou is None else f"IoU {iou:.2f}"
+            caption = f"{label}: {status}" + ("" if key != "before" else f"\n{_phrase(row)}")
+            scaled = None if polygon is None else polygon * GRID_SCALE
+            tiles.append(render_overlay(big, truth, scaled, caption if key == "before" else caption + "\n"))
+    buf = io.BytesIO()
+    make_grid(tiles, columns=len(STAGES)).save(buf, format="PNG", optimize=True)
+    _atomic_write(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def _phrase(row: Mapping[str, Any]) -> str:
+    phrase = row.get("phrase")
+    return str(phrase) if phrase else ""
+
+
+def summary_figure(metrics_png: bytes, curves_png: bytes, examples_png: bytes, path: str, max_side: int = 1100) -> None:
+    """The README's picture: metrics and curves on top, a strip of examples below, as one small PNG."""
+    top = [Image.open(io.BytesIO(b)).convert("RGB") for b in (metrics_png, curves_png)]
+    examples = Image.open(io.BytesIO(examples_png)).convert("RGB")
+    width = sum(im.width for im in top)
+    height = max(im.height for im in top)
+    canvas = Image.new("RGB", (width, height), "white")
+    x = 0
+    for im in top:
+        canvas.paste(im, (x, 0))
+        x += im.width
+    ex = examples.resize((round(examples.width * height * 1.6 / examples.height), round(height * 1.6)))
+    ex = ex.rotate(0)
+    out = Image.new("RGB", (max(width, ex.width), height + ex.height), "white")
+    out.paste(canvas, (0, 0))
+    out.paste(ex, ((out.width - ex.width) // 2, height))
+    scale = min(1.0, max_side / max(out.size))
+    out = out.resize((round(out.width * scale), round(out.height * scale)), Image.LANCZOS)
+    buf = io.BytesIO()
+    out.convert("P", palette=Image.ADAPTIVE, colors=128).save(buf, format="PNG", optimize=True)
+    _atomic_write(path, buf.getvalue())
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def render_html(metrics: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
+    """The report page: what ran, the three-stage table, timings, curves and examples (PNGs inlined)."""
+    stages = metrics["stages"]
+    rows = "".join(
+        f"<tr><td>{label}</td>" + "".join(f"<td>{stages[key][m]:.3f}</td>" for m, _ in METRICS) + "</tr>"
+        for key, label in STAGES)
+    timing = "".join(f"<tr><td>{html.escape(k)}</td><td>{v:.1f} s</td></tr>" for k, v in metrics["seconds"].items())
+    settings = html.escape(json.dumps(metrics.get("settings", {}), indent=1))
+    head = "".join(f"<th>{label}</th>" for _, label in METRICS)
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>vlmr1 demo: referring segmentation</title>
+<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
+td:first-child{{text-align:left}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em;font-size:12px}}</style>
+</head><body>
+<h1>vlmr1 demo: referring segmentation with Chebyshev contours</h1>
+<p>A {metrics.get("model_parameters_m", 0):.1f}M-parameter Qwen2.5-VL built offline learns to outline the shape a
+phrase refers to ("Outline the red star.") as 8 Chebyshev coefficients per coordinate: first a supervised warm
+start (TRL's SFTTrainer), then GRPO with the <code>seg_iou</code> and <code>seg_format</code> rewards (vlmr1's
+trainer). Validation: {metrics.get("num_val", 0)} held-out lines, greedy decoding.</p>
+<h2>Validation</h2>
+<table><tr><th>stage</th>{head}</tr>{rows}</table>
+{_img(pngs["metrics"], "metrics per stage")}
+<h2>Training curves</h2>
+{_img(pngs["curves"], "SFT loss, GRPO reward and loss")}
+<h2>Validation examples</h2>
+<p>Green: the true mask. Red: the decoded answer. One row per example, one column per stage.</p>
+{_img(pngs["examples"], "validation examples")}
+<h2>Time per stage</h2>
+<table>{timing}</table>
+<h2>Settings</h2>
+<pre>{settings}</pre>
+</body></html>
+"""
+
+
+def write_report(output_dir: str, metrics: Mapping[str, Any], sft_history: Sequence[Mapping],
+                 grpo_history: Sequence[Mapping], rows: Sequence[Mapping[str, Any]],
+                 predictions: Mapping[str, Sequence[Mapping[str, Any]]], examples: int = 6) -> str:
+    """Write ``metrics.json``, the PNGs, ``report_figure.png`` and ``report.html`` under ``output_dir``.
+
+    Args:
+        output_dir: the demo's folder.
+        metrics: ``{"stages": {before|sft|grpo: {gIoU, cIoU, parse_rate, ...}}, "seconds": {...}, ...}``.
+        sft_history, grpo_history: the trainers' ``state.log_history``.
+        rows: validation rows, in the order the predictions were made.
+        predictions: per stage, the evaluator's prediction records.
+        examples: validation rows drawn in the grid.
+    Returns:
+        The path of ``report.html``.
+    """
+    write_json(os.path.join(output_dir, "metrics.json"), metrics)
+    pngs = {
+        "metrics": plot_metrics(metrics["stages"], os.path.join(output_dir, "metrics.png")),
+        "curves": plot_curves(sft_history, grpo_history, os.path.join(output_dir, "curves.png")),
+        "examples": draw_examples(rows, predictions, os.path.join(output_dir, "examples.png"), examples),
+    }
+    summary_figure(pngs["metrics"], pngs["curves"], pngs["examples"], os.path.join(output_dir, "report_figure.png"))
+    path = os.path.join(output_dir, "report.html")
+    _atomic_write(path, render_html(metrics, pngs).encode())
+    return path
