@@ -86,14 +86,18 @@ def main(argv=None) -> int:
                 rows[rep, fit] = (iou, serial, pooled)
                 print(f"  measured {rep:10s} {fit:7s}", file=sys.stderr)
 
-    head = f"{'representation':14s} {'fit':8s} {'mean IoU':>8s} {'masks/s 1 proc':>15s} " \
-           f"{'masks/s ' + str(args.workers) + ' workers':>18s} {'IoU - fast':>10s} {'speed / fast':>12s}"
+    head = (
+        f"{'representation':14s} {'fit':8s} {'mean IoU':>8s} {'masks/s 1 proc':>15s} "
+        f"{'masks/s ' + str(args.workers) + ' workers':>18s} {'IoU - fast':>10s} {'speed / fast':>12s}"
+    )
     print(head)
     print("-" * len(head))
     for (rep, fit), (iou, serial, pooled) in rows.items():
         f_iou, f_serial, f_pooled = rows[rep, "fast"]
-        print(f"{rep:14s} {fit:8s} {iou:8.4f} {serial:15.0f} {pooled:18.0f} {iou - f_iou:+10.4f} "
-              f"{pooled / f_pooled:11.2f}x")
+        print(
+            f"{rep:14s} {fit:8s} {iou:8.4f} {serial:15.0f} {pooled:18.0f} {iou - f_iou:+10.4f} "
+            f"{pooled / f_pooled:11.2f}x"
+        )
     return 0
 
 

@@ -15,7 +15,7 @@ launch_grpo \
   --data_file_paths "${data_paths}" \
   --image_folders "${image_folders}" \
   --task_type rec \
-  --reward_funcs accuracy format \
+  --reward_funcs rec_iou format \
   --per_device_train_batch_size 8 \
   --gradient_accumulation_steps 2 \
   --gradient_checkpointing true \

@@ -15,7 +15,7 @@ launch_grpo \
   --data_file_paths "${data_paths}" \
   --image_folders "${image_folders}" \
   --task_type seg \
-  --reward_funcs accuracy format \
+  --reward_funcs seg_iou seg_format \
   --per_device_train_batch_size 8 \
   --gradient_accumulation_steps 2 \
   --gradient_checkpointing true \

@@ -3,6 +3,7 @@
     vlmr1 train ...               GRPO training (all TRL GRPOConfig flags, or --config recipe.yaml)
     vlmr1 eval ...                batched evaluation with per-file metrics and a report
     vlmr1 data <command> ...      make or convert datasets (coco, refcoco, shapes, gui-synthetic)
+    vlmr1 draw JSONL ...          previews: decoded contours/boxes over the images, true mask beside, IoU
     vlmr1 tiny-model ...          write a tiny offline model + processor (tests, demo)
     vlmr1 rewards                 list the registered reward functions and accuracy methods
 """
@@ -59,6 +60,12 @@ def _eval(argv: list[str]) -> None:
     main(argv)
 
 
+def _draw(argv: list[str]) -> None:
+    from vlmr1.viz.draw import main
+
+    main(argv)
+
+
 def _rewards(argv: list[str]) -> None:
     from vlmr1.rewards import ACCURACY_METHODS, REWARD_REGISTRY
 
@@ -73,6 +80,7 @@ COMMANDS = {
     "train": (_train, "GRPO training on jsonl data (every TRL GRPOConfig flag; --config recipe.yaml)"),
     "data": (_data, "make or convert datasets: coco, refcoco, shapes, gui-synthetic"),
     "eval": (_eval, "evaluate a model on jsonl data: metrics.json, predictions.jsonl, report.md"),
+    "draw": (_draw, "draw contours/boxes of a jsonl (or eval predictions) over its images, with IoU"),
     "tiny-model": (_tiny_model, "write a tiny offline model and processor for tests and the demo"),
     "rewards": (_rewards, "list reward functions and accuracy methods"),
 }

@@ -38,6 +38,7 @@ def test_tiny_model_command(tmp_path, capsys):
 
 def test_data_subcommands_dispatch(tmp_path, capsys):
     main(["data", "--help"])
-    assert all(name in capsys.readouterr().out for name in ("coco", "refcoco", "shapes", "gui-synthetic"))
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("coco", "refcoco", "shapes", "gui-synthetic"))
     main(["data", "gui-synthetic", "--output_dir", str(tmp_path), "--num", "2"])
     assert len((tmp_path / "gui_synthetic.jsonl").read_text().splitlines()) == 2

@@ -20,7 +20,7 @@ def run(model_dir, output_dir, shared: bool):
         "--model_name_or_path", str(model_dir), "--output_dir", str(output_dir), "--report_to", "none",
         "--data_file_paths", str(EXAMPLES / "counting.jsonl"), "--image_folders", str(EXAMPLES / "images"),
         "--reward_funcs", "format", "user_rewards:text_length", "--max_steps", "5",
-        "--per_device_train_batch_size", "8", "--num_generations", "4", "--max_completion_length", "10",
+        "--per_device_train_batch_size", "6", "--num_generations", "3", "--max_completion_length", "8",
         "--num_iterations", "2", "--beta", "0.04",
         "--learning_rate", "1e-2", "--logging_steps", "1", "--save_strategy", "no", "--max_pixels", "12544",
         "--seed", "0", "--temperature", "1.5", "--shared_prefix", str(shared).lower(),
@@ -50,7 +50,7 @@ def test_five_steps_match_the_stock_run(tiny_qwen25vl_dir, tmp_path, monkeypatch
         assert stock.keys() == shared.keys()
         for key in [k for k in LOGGED if k in stock]:  # rollout metrics only on generation steps
             assert abs(stock[key] - shared[key]) <= 1e-6 + 1e-4 * abs(stock[key]), (stock["step"], key)
-    assert min(abs(s["loss"]) for s in stock_logs[1:]) > 1e-3 and min(s["grad_norm"] for s in stock_logs) > 0.1
+    assert max(abs(s["loss"]) for s in stock_logs) > 1e-2 and min(s["grad_norm"] for s in stock_logs) > 0.1
     # Adam turns last-bit gradient differences of near-zero entries into ~lr-sized steps: 1e-3 relative after 5
     for name, weight in stock_weights.items():
         assert (weight - shared_weights[name]).norm() <= 1e-3 * weight.norm(), name

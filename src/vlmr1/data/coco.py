@@ -22,7 +22,7 @@ With ``--refs``, lines of referred objects carry the expression, ``ref_id`` and 
 
 Conversion runs in a process pool over chunks of annotations. Each finished chunk is written atomically to
 ``DIR/.parts/<split>/<settings hash>/<chunk>.jsonl``; the parts are then concatenated into a temp file that is
-renamed to ``DIR/<split>.jsonl``. A killed run resumes at the first missing chunk and the result is byte-identical
+renamed to ``DIR/<split>.jsonl``. A killed run redoes only the missing chunks and the result is byte-identical
 to an uninterrupted run's; a rerun with the same settings and inputs is a no-op.
 """
 
@@ -113,9 +113,14 @@ def convert_record(rec: dict, settings: ConvertSettings) -> list[dict]:
     return lines
 
 
-def convert_chunk(job: tuple[list[dict], ConvertSettings, str]) -> tuple[int, int, float, int]:
-    """Convert one chunk and write its part file atomically. Returns (masks, lines, sum of fit_iou, failed)."""
+def convert_chunk(job: tuple[list[dict], ConvertSettings, str]) -> tuple[int, int, float, int, float]:
+    """Convert one chunk and write its part file atomically.
+
+    Returns:
+        (masks, lines, sum of fit_iou, failed masks, CPU seconds spent).
+    """
     records, settings, part_path = job
+    cpu = time.process_time()
     out, masks, iou_sum, failed = [], 0, 0.0, 0
     for rec in records:
         try:
@@ -127,7 +132,7 @@ def convert_chunk(job: tuple[list[dict], ConvertSettings, str]) -> tuple[int, in
         iou_sum += lines[0]["fit_iou"] if lines else 0.0
         out.extend(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
     atomic_write_bytes(part_path, "".join(out).encode("utf-8"))
-    return masks, len(out), iou_sum, failed
+    return masks, len(out), iou_sum, failed, time.process_time() - cpu
 
 
 # ---------------------------------------------------------------- records, refs, resumable driver
@@ -229,7 +234,8 @@ def convert_records(records: list[dict], out_path: Path, parts_root: Path, setti
         key: fingerprint of the inputs; chunk boundaries and settings are added to it.
 
     Returns:
-        Stats: masks, lines, mean_fit_iou (this run's chunks), failed, resumed_chunks, chunks, seconds.
+        Stats: masks, lines, mean_fit_iou, failed, cpu_seconds (conversion CPU time summed over workers; all
+        for this run's chunks only), resumed_chunks, chunks, seconds (wall).
     """
     start = time.perf_counter()
     fp = fingerprint(key, asdict(settings), chunk_size, len(records))
@@ -242,12 +248,12 @@ def convert_records(records: list[dict], out_path: Path, parts_root: Path, setti
     chunks = [records[i : i + chunk_size] for i in range(0, len(records), chunk_size)]
     paths = [parts_dir / f"{k:06d}.jsonl" for k in range(len(chunks))]
     todo = [k for k, p in enumerate(paths) if not p.is_file()]
-    stats = {"masks": 0, "lines": 0, "iou_sum": 0.0, "failed": 0, "chunks": len(chunks),
+    stats = {"masks": 0, "lines": 0, "iou_sum": 0.0, "failed": 0, "cpu_seconds": 0.0, "chunks": len(chunks),
              "resumed_chunks": len(chunks) - len(todo)}
     bar = tqdm(total=sum(len(chunks[k]) for k in todo), unit="mask", desc=out_path.name, disable=not progress)
 
     def account(k, result):
-        for name, value in zip(("masks", "lines", "iou_sum", "failed"), result):
+        for name, value in zip(("masks", "lines", "iou_sum", "failed", "cpu_seconds"), result):
             stats[name] += value
         bar.update(len(chunks[k]))
 
@@ -255,8 +261,12 @@ def convert_records(records: list[dict], out_path: Path, parts_root: Path, setti
         for k in todo:
             account(k, convert_chunk((chunks[k], settings, str(paths[k]))))
     else:
-        # spawn: no fork of a parent that may hold threads (tqdm, torch); bounded in-flight window keeps memory flat
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        # forkserver: workers fork from a clean single-threaded server that imported the geometry once (a fork of
+        # this process could inherit threads from tqdm or torch; spawn would re-import numpy/scipy per worker).
+        # The bounded in-flight window keeps memory flat.
+        ctx = get_context("forkserver")
+        ctx.set_forkserver_preload(["vlmr1.data.coco", "vlmr1.geometry"])
+        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             pending, queue = {}, list(todo)
             while queue or pending:
                 while queue and len(pending) < 2 * workers:
@@ -266,6 +276,8 @@ def convert_records(records: list[dict], out_path: Path, parts_root: Path, setti
                 for fut in finished:
                     account(pending.pop(fut), fut.result())
     bar.close()
+    for leftover in out_path.parent.glob(f".{out_path.name}.*.tmp"):  # a run killed while concatenating
+        leftover.unlink(missing_ok=True)
     tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as out:
         for p in paths:

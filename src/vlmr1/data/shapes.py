@@ -98,14 +98,16 @@ def render_shape(kind: str, cx: float, cy: float, r: float, angle: float, aspect
     return _polygon(cx, cy, np.full(sides, r), angle, size)
 
 
-def make_scene(rng: np.random.Generator, size: int = 112, min_shapes: int = 1,
-               max_shapes: int = 4) -> tuple[np.ndarray, list[Shape]]:
-    """Draw a scene of non-overlapping shapes on a plain grey background.
+def make_scene(rng: np.random.Generator, size: int = 112, min_shapes: int = 1, max_shapes: int = 4,
+               lighting: float = 0.0) -> tuple[np.ndarray, list[Shape]]:
+    """Draw a scene of non-overlapping shapes on a grey background.
 
     Args:
         rng: random generator (the only source of randomness).
         size: image side in pixels; shape radii scale with it.
         min_shapes, max_shapes: shape count range (inclusive).
+        lighting: strength of a fixed coloured light over the whole image, in intensity levels from edge to
+            edge: red grows left to right, blue top to bottom (0: flat colours). See :func:`light`.
     Returns:
         (H, W, 3) uint8 image and its shapes; every shape mask is non-empty and disjoint from the others.
     """
@@ -129,7 +131,23 @@ def make_scene(rng: np.random.Generator, size: int = 112, min_shapes: int = 1,
         taken |= ndimage.binary_dilation(mask, iterations=2)
         image[mask] = COLORS[color]
         shapes.append(Shape(kind, color, mask))
-    return image, shapes
+    return light(image, lighting), shapes
+
+
+def light(image: np.ndarray, strength: float) -> np.ndarray:
+    """Add the fixed coloured light: red ``+- strength/2`` from left to right, blue likewise from top to bottom.
+
+    Why: Qwen-VL models encode position only relatively (rotary), so a model trained from scratch in minutes
+    has almost nothing to anchor absolute pixel coordinates to; this faint, fixed gradient is such an anchor
+    in every patch (the colours stay what the phrases say).
+    """
+    if not strength:
+        return image
+    h, w = image.shape[:2]
+    out = image.astype(np.float32)
+    out[..., 0] += strength * ((np.arange(w) + 0.5) / w - 0.5)[None, :]
+    out[..., 2] += strength * ((np.arange(h) + 0.5) / h - 0.5)[:, None]
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
 
 
 def _attributes(shape: Shape, size: int) -> dict[str, str | None]:
@@ -200,15 +218,15 @@ def _fit_all(rles: list[dict], terms: int, decimals: int, workers: int, progress
 
 
 def _rows(split: str, count: int, rng: np.random.Generator, output_dir: str, size: int, min_shapes: int,
-          max_shapes: int, queries_per_image: int, terms: int, decimals: int, compact: bool, workers: int,
-          progress: bool) -> list[dict]:
+          max_shapes: int, lighting: float, queries_per_image: int, terms: int, decimals: int, compact: bool,
+          workers: int, progress: bool) -> list[dict]:
     """Generate ``count`` lines of one split, writing its images; ``queries_per_image`` lines per image at most."""
     rows: list[dict] = []
     masks: list[np.ndarray] = []
     bar = tqdm(total=count, desc=f"shapes {split}: scenes", unit="line", disable=not progress, leave=False)
     image_no = 0
     while len(rows) < count:
-        image, shapes = make_scene(rng, size, min_shapes, max_shapes)
+        image, shapes = make_scene(rng, size, min_shapes, max_shapes, lighting)
         described = [(i, describe(shapes, i, rng, size)) for i in rng.permutation(len(shapes))]
         described = [(i, p) for i, p in described if p is not None][:queries_per_image]
         if not described:
@@ -245,8 +263,9 @@ def _write_jsonl(path: str, rows: list[dict]) -> None:
 
 
 def generate(output_dir: str, num_train: int, num_val: int, seed: int = 0, image_size: int = 112,
-             min_shapes: int = 1, max_shapes: int = 4, queries_per_image: int = 2, terms: int = DEFAULT_TERMS,
-             decimals: int = 0, compact: bool = False, workers: int = 2, progress: bool = True) -> dict[str, str]:
+             min_shapes: int = 1, max_shapes: int = 4, lighting: float = 0.0, queries_per_image: int = 2,
+             terms: int = DEFAULT_TERMS, decimals: int = 0, compact: bool = False, workers: int = 2,
+             progress: bool = True) -> dict[str, str]:
     """Write ``train.jsonl``, ``val.jsonl`` and ``images/`` under ``output_dir``.
 
     Args:
@@ -255,6 +274,7 @@ def generate(output_dir: str, num_train: int, num_val: int, seed: int = 0, image
         seed: everything is a function of it; train and validation use independent streams.
         image_size: square image side in pixels.
         min_shapes, max_shapes: shapes per image.
+        lighting: strength of the fixed coloured light (see :func:`light`; 0: flat colours).
         queries_per_image: at most this many lines (different shapes) per image.
         terms: Chebyshev terms per coordinate.
         decimals: rounding of the answer numbers (0: integers).
@@ -272,8 +292,8 @@ def generate(output_dir: str, num_train: int, num_val: int, seed: int = 0, image
     train_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     paths = {"image_folder": output_dir}
     for split, count, rng in (("train", num_train, train_rng), ("val", num_val, val_rng)):
-        rows = _rows(split, count, rng, output_dir, image_size, min_shapes, max_shapes, queries_per_image,
-                     terms, decimals, compact, workers, progress)
+        rows = _rows(split, count, rng, output_dir, image_size, min_shapes, max_shapes, lighting,
+                     queries_per_image, terms, decimals, compact, workers, progress)
         paths[split] = os.path.join(output_dir, f"{split}.jsonl")
         _write_jsonl(paths[split], rows)
     return paths
@@ -296,6 +316,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
                    "Qwen2.5-VL frame equal to the image")
     p.add_argument("--min_shapes", type=int, default=1)
     p.add_argument("--max_shapes", type=int, default=4)
+    p.add_argument("--lighting", type=float, default=0.0, help="strength of a fixed coloured light (position cue)")
     p.add_argument("--queries_per_image", type=int, default=2)
     p.add_argument("--terms", type=int, default=DEFAULT_TERMS)
     p.add_argument("--decimals", type=int, default=0, help="rounding of the answer numbers (0: integers)")
@@ -303,7 +324,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="contour-fitting processes")
     a = p.parse_args(argv)
     paths = generate(a.output_dir, a.num_train, a.num_val, a.seed, a.image_size, a.min_shapes, a.max_shapes,
-                     a.queries_per_image, a.terms, a.decimals, a.compact, a.workers)
+                     a.lighting, a.queries_per_image, a.terms, a.decimals, a.compact, a.workers)
     print(f"wrote {paths['train']} ({a.num_train} lines), {paths['val']} ({a.num_val} lines), images in "
           f"{os.path.join(a.output_dir, 'images')}")
     return paths

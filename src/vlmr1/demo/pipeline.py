@@ -47,7 +47,10 @@ class DemoSettings:
         model: ``build_tiny_model`` sizes.
         image_size, num_train, num_val, max_shapes, queries_per_image: the synthetic data.
         sft_args, grpo_args: flags appended to the recipes (they win over the YAML).
-        sft_budget_s, grpo_budget_s: wall-time caps of the training stages (a slower machine trains fewer steps).
+        minutes: wall time of the whole demo. The two training stages share what the other stages leave
+            (``sft_share`` of it to SFT, measured as the demo runs), so a slower machine trains fewer steps
+            instead of running longer. None: the recipes' step counts.
+        sft_share: SFT's part of the training time.
         eval_batch_size, max_new_tokens: greedy validation.
         examples: validation rows drawn in the report.
         seed: data, weights and training seed.
@@ -63,8 +66,8 @@ class DemoSettings:
     queries_per_image: int = 2
     sft_args: tuple[str, ...] = ()
     grpo_args: tuple[str, ...] = ()
-    sft_budget_s: float | None = 330.0
-    grpo_budget_s: float | None = 150.0
+    minutes: float | None = 9.0
+    sft_share: float = 0.68
     eval_batch_size: int = 50
     max_new_tokens: int = 64
     examples: int = 6
@@ -78,14 +81,17 @@ QUICK = replace(FULL, num_train=32, num_val=8, examples=4, eval_batch_size=8, ma
                 sft_args=("--max_steps", "3", "--logging_steps", "1", "--per_device_train_batch_size", "4"),
                 grpo_args=("--max_steps", "2", "--per_device_train_batch_size", "4", "--num_generations", "4",
                            "--max_completion_length", "24"),
-                sft_budget_s=None, grpo_budget_s=None)
+                minutes=None)
 
 
 class StageClock:
     """Numbered stage headers and wall time per stage (``seconds`` feeds the report)."""
 
     def __init__(self, total: int):
-        self.total, self.count, self.seconds = total, 0, {}
+        self.total, self.count, self.seconds, self.start = total, 0, {}, time.monotonic()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
 
     @contextmanager
     def stage(self, key: str, title: str):
@@ -176,14 +182,20 @@ def run(output_dir: str, settings: DemoSettings = FULL) -> dict[str, Any]:
             args=["--config", _recipe("seg_sft.yaml"), "--output_dir", os.path.join(out, "sft"),
                   "--seed", str(settings.seed), *settings.sft_args])
         train = load_sources(pair_sources(paths["train"], data_dir), task_type=DEMO_TASK.name)
-        sft_trainer, budget = train_sft(model, processor, sft_dataset(train, DEMO_TASK.format_question, frame),
-                                        sft_args, settings.sft_budget_s)
+        # what is left after the stages still to come (two evals, GRPO's setup, the report), shared
+        sft_budget = None
+        if settings.minutes is not None:
+            left = settings.minutes * 60 - clock.elapsed() - 2 * clock.seconds["eval_before"] - 20
+            sft_budget = max(10.0, settings.sft_share * left)
+            print(f"    {sft_budget:.0f} s or {sft_args.max_steps} steps of training, whichever comes first (warm-up "
+                  "and cosine decay over that)")
+        sft_trainer, _ = train_sft(model, processor, sft_dataset(train, DEMO_TASK.format_question, frame),
+                                        sft_args, sft_budget)
         sft_dir = os.path.join(out, "sft-model")
         sft_trainer.save_model(sft_dir)
         processor.save_pretrained(sft_dir)
         sft_steps = sft_trainer.state.global_step
-        if budget.stopped_at:
-            print(f"    stopped at step {budget.stopped_at}: the {settings.sft_budget_s:.0f} s budget was spent")
+        print(f"    {sft_steps} steps")
     with clock.stage("eval_sft", "eval: after SFT"):
         stages["sft"], predictions["sft"] = _evaluate(model, processor, val_rows, settings)
 
@@ -195,13 +207,15 @@ def run(output_dir: str, settings: DemoSettings = FULL) -> dict[str, Any]:
         grpo_trainer = build_trainer(script_args, grpo_args, model_args, check_data(script_args))
         from vlmr1.demo.sft import TimeBudget
 
-        grpo_budget = TimeBudget(settings.grpo_budget_s)
-        grpo_trainer.add_callback(grpo_budget)
+        grpo_budget = None
+        if settings.minutes is not None:
+            grpo_budget = max(10.0, settings.minutes * 60 - clock.elapsed() - clock.seconds["eval_before"] - 10)
+            print(f"    {grpo_budget:.0f} s or {grpo_args.max_steps} steps of training, whichever comes first")
+        grpo_trainer.add_callback(TimeBudget(grpo_budget))
         grpo_trainer.train()
         grpo_trainer.save_model(os.path.join(out, "grpo-model"))
         processor.save_pretrained(os.path.join(out, "grpo-model"))
-        if grpo_budget.stopped_at:
-            print(f"    stopped at step {grpo_budget.stopped_at}: the {settings.grpo_budget_s:.0f} s budget was spent")
+        print(f"    {grpo_trainer.state.global_step} steps")
     with clock.stage("eval_grpo", "eval: after GRPO"):
         stages["grpo"], predictions["grpo"] = _evaluate(grpo_trainer.model, processor, val_rows, settings)
 

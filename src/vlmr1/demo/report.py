@@ -62,7 +62,7 @@ def plot_curves(sft_history: Sequence[Mapping], grpo_history: Sequence[Mapping],
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
     steps, loss = _series(sft_history, "loss")
     axes[0].plot(steps, loss, color="tab:blue")
-    axes[0].set(title="SFT: loss on the answers", xlabel="step", yscale="log" if loss and min(loss) > 0 else "linear")
+    axes[0].set(title="SFT: loss on the answer tokens", xlabel="step", ylim=(0, None))
     for key, color in zip(["reward", *_reward_keys(grpo_history)], ["black", "tab:green", "tab:orange", "tab:red"]):
         steps, values = _series(grpo_history, key)
         label = "total" if key == "reward" else key.split("/")[1].removesuffix("_reward")
@@ -93,10 +93,11 @@ def plot_metrics(stages: Mapping[str, Mapping[str, float]], path: str) -> bytes:
 
 def draw_examples(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, Sequence[Mapping[str, Any]]],
                   path: str, count: int = 6) -> bytes:
-    """A grid: one validation row per line, one column per stage (true mask green, predicted contour red).
+    """A grid, one column per validation row: the image and its phrase, then one drawing per stage below it
+    (true mask green, predicted contour red, IoU in the caption).
 
     Args:
-        rows: validation rows (``images``, ``mask``, ``original_sizes``, ``frame_sizes``, ``solution``, ``prompt``).
+        rows: validation rows (``images``, ``mask``, ``phrase``, ``original_sizes``, ``frame_sizes``, ``solution``).
         predictions: per stage key, the evaluator's records in row order (``prediction`` text).
         path: PNG to write.
         count: rows drawn.
@@ -107,52 +108,60 @@ def draw_examples(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, S
     from vlmr1.rewards.mask import answer_polygon, seg_score
     from vlmr1.viz.draw import make_grid, render_overlay
 
-    tiles = []
-    for i, row in enumerate(rows[:count]):
+    columns = rows[:count]
+    tiles: list[list[Image.Image]] = [[] for _ in range(len(STAGES) + 1)]
+    for i, row in enumerate(columns):
         image = row["images"][0]
         big = image.resize((image.width * GRID_SCALE, image.height * GRID_SCALE), Image.NEAREST)
+        tiles[0].append(render_overlay(big, caption=_phrase(row)))
         truth = rle_to_mask(row["mask"])
-        for key, label in STAGES:
+        for k, (key, label) in enumerate(STAGES, start=1):
             records = predictions.get(key) or []
             text = records[i]["prediction"] if i < len(records) else ""
             polygon = answer_polygon(text, row)
-            iou = seg_score(text, row).iou if polygon is not None else None
-            status = "unparsable" if iou is None else f"IoU {iou:.2f}"
-            caption = f"{label}: {status}" + ("" if key != "before" else f"\n{_phrase(row)}")
+            status = "unparsable" if polygon is None else f"IoU {seg_score(text, row).iou:.2f}"
             scaled = None if polygon is None else polygon * GRID_SCALE
-            tiles.append(render_overlay(big, truth, scaled, caption if key == "before" else caption + "\n"))
+            tiles[k].append(render_overlay(big, truth, scaled, f"{label}: {status}"))
+    grid = make_grid([t for line in tiles for t in line], columns=len(columns))
     buf = io.BytesIO()
-    make_grid(tiles, columns=len(STAGES)).save(buf, format="PNG", optimize=True)
+    grid.save(buf, format="PNG", optimize=True)
     _atomic_write(path, buf.getvalue())
     return buf.getvalue()
 
 
 def _phrase(row: Mapping[str, Any]) -> str:
-    phrase = row.get("phrase")
-    return str(phrase) if phrase else ""
+    """The referring phrase of a row (the question without the image placeholder when there is no ``phrase``)."""
+    if row.get("phrase"):
+        return str(row["phrase"])
+    prompt = row.get("prompt") or []
+    texts = [part.get("text", "") for turn in prompt for part in turn.get("content", []) if isinstance(part, Mapping)]
+    return " ".join(t for t in texts if t).strip()
 
 
-def summary_figure(metrics_png: bytes, curves_png: bytes, examples_png: bytes, path: str, max_side: int = 1100) -> None:
-    """The README's picture: metrics and curves on top, a strip of examples below, as one small PNG."""
-    top = [Image.open(io.BytesIO(b)).convert("RGB") for b in (metrics_png, curves_png)]
-    examples = Image.open(io.BytesIO(examples_png)).convert("RGB")
-    width = sum(im.width for im in top)
-    height = max(im.height for im in top)
-    canvas = Image.new("RGB", (width, height), "white")
-    x = 0
-    for im in top:
-        canvas.paste(im, (x, 0))
-        x += im.width
-    ex = examples.resize((round(examples.width * height * 1.6 / examples.height), round(height * 1.6)))
-    ex = ex.rotate(0)
-    out = Image.new("RGB", (max(width, ex.width), height + ex.height), "white")
-    out.paste(canvas, (0, 0))
-    out.paste(ex, ((out.width - ex.width) // 2, height))
-    scale = min(1.0, max_side / max(out.size))
-    out = out.resize((round(out.width * scale), round(out.height * scale)), Image.LANCZOS)
+def summary_figure(pngs: Sequence[bytes], path: str, width: int = 1000) -> None:
+    """The README's picture: the given PNGs stacked, each scaled to ``width``, as one small palette PNG."""
+    images = [Image.open(io.BytesIO(b)).convert("RGB") for b in pngs]
+    images = [im.resize((width, round(im.height * width / im.width)), Image.LANCZOS) for im in images]
+    out = Image.new("RGB", (width, sum(im.height for im in images)), "white")
+    y = 0
+    for im in images:
+        out.paste(im, (0, y))
+        y += im.height
     buf = io.BytesIO()
-    out.convert("P", palette=Image.ADAPTIVE, colors=128).save(buf, format="PNG", optimize=True)
+    out.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
     _atomic_write(path, buf.getvalue())
+
+
+def _side_by_side(left: bytes, right: bytes) -> bytes:
+    """Two PNGs next to each other at the same height."""
+    a, b = (Image.open(io.BytesIO(x)).convert("RGB") for x in (left, right))
+    b = b.resize((round(b.width * a.height / b.height), a.height), Image.LANCZOS)
+    out = Image.new("RGB", (a.width + b.width, a.height), "white")
+    out.paste(a, (0, 0))
+    out.paste(b, (a.width, 0))
+    buf = io.BytesIO()
+    out.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def _img(png: bytes, alt: str) -> str:
@@ -185,7 +194,7 @@ trainer). Validation: {metrics.get("num_val", 0)} held-out lines, greedy decodin
 <h2>Training curves</h2>
 {_img(pngs["curves"], "SFT loss, GRPO reward and loss")}
 <h2>Validation examples</h2>
-<p>Green: the true mask. Red: the decoded answer. One row per example, one column per stage.</p>
+<p>Top: the image and the phrase. Below, per stage: the true mask (green) and the decoded answer (red).</p>
 {_img(pngs["examples"], "validation examples")}
 <h2>Time per stage</h2>
 <table>{timing}</table>
@@ -216,7 +225,8 @@ def write_report(output_dir: str, metrics: Mapping[str, Any], sft_history: Seque
         "curves": plot_curves(sft_history, grpo_history, os.path.join(output_dir, "curves.png")),
         "examples": draw_examples(rows, predictions, os.path.join(output_dir, "examples.png"), examples),
     }
-    summary_figure(pngs["metrics"], pngs["curves"], pngs["examples"], os.path.join(output_dir, "report_figure.png"))
+    summary_figure([_side_by_side(pngs["metrics"], pngs["curves"]), pngs["examples"]],
+                   os.path.join(output_dir, "report_figure.png"))
     path = os.path.join(output_dir, "report.html")
     _atomic_write(path, render_html(metrics, pngs).encode())
     return path

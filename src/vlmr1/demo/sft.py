@@ -8,6 +8,7 @@ then renders prompt and completion with the chat template and computes the loss 
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -46,16 +47,47 @@ def sft_dataset(data: LoadedData, format_question=None, frame=None) -> Dataset:
 
 
 class TimeBudget(TrainerCallback):
-    """Stop training once ``seconds`` of wall time have passed (a slow machine trains fewer steps, not longer)."""
+    """Train for ``seconds`` of wall time or ``max_steps``, whichever comes first, optionally with a schedule.
 
-    def __init__(self, seconds: float | None):
-        self.seconds, self.start, self.stopped_at = seconds, None, None
+    A laptop and a busy server then both finish on time, each with a complete schedule. Progress is the larger
+    of the time and the step fractions; with ``peak_lr`` the learning rate warms up linearly over the first
+    ``warmup`` of it and follows a cosine down to 0 at the end (the trainer's own scheduler must be
+    ``constant``: this overwrites its base rate each step). Training stops once the time is spent.
+    ``seconds=None`` leaves the trainer's step count and schedule alone.
+    """
+
+    def __init__(self, seconds: float | None, peak_lr: float | None = None, warmup: float = 0.05):
+        self.seconds, self.peak_lr, self.warmup = seconds, peak_lr, warmup
+        self.start, self.stopped_at = None, None
+
+    def fraction(self) -> float:
+        """Share of the time spent so far (0 before training starts)."""
+        return 0.0 if self.start is None or not self.seconds else (time.monotonic() - self.start) / self.seconds
+
+    def learning_rate(self, step_fraction: float = 0.0) -> float:
+        """The scheduled rate at this moment (``step_fraction``: share of ``max_steps`` done)."""
+        f = min(max(self.fraction(), step_fraction), 1.0)
+        if f < self.warmup:
+            return self.peak_lr * (f / self.warmup if self.warmup else 1.0)
+        return self.peak_lr * 0.5 * (1.0 + math.cos(math.pi * (f - self.warmup) / (1.0 - self.warmup)))
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.monotonic()
+        if self.seconds is not None and self.peak_lr is not None and args.lr_scheduler_type != "constant":
+            raise ValueError("a timed schedule needs lr_scheduler_type=constant (it replaces the trainer's)")
+
+    def on_step_begin(self, args, state, control, optimizer=None, lr_scheduler=None, **kwargs):
+        if self.seconds is None or self.peak_lr is None or optimizer is None:
+            return control
+        lr = self.learning_rate(state.global_step / max(state.max_steps, 1))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if lr_scheduler is not None:  # its step() after this update resets the rate from base_lrs
+            lr_scheduler.base_lrs = [lr] * len(optimizer.param_groups)
+        return control
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.seconds is not None and time.monotonic() - self.start > self.seconds:
+        if self.seconds is not None and self.fraction() >= 1.0:
             control.should_training_stop = True
             self.stopped_at = state.global_step
         return control
@@ -69,16 +101,20 @@ def train_sft(model, processor, train_dataset: Dataset, args, time_budget_s: flo
         processor: its processor.
         train_dataset: from :func:`sft_dataset`.
         args: a ``trl.SFTConfig`` (e.g. parsed from ``recipes/demo/seg_sft.yaml``).
-        time_budget_s: stop early after this many seconds (None: run ``max_steps``).
+        time_budget_s: train for this many seconds or ``args.max_steps``, whichever comes first, with a warm-up +
+            cosine schedule over that, peaking at ``args.learning_rate``; None: ``max_steps`` and the recipe's
+            own schedule.
     Returns:
         ``(trainer, budget)``: the finished trainer (``trainer.state.log_history`` has the loss curve) and the
-        :class:`TimeBudget` (``stopped_at`` is the step it cut training at, or None).
+        :class:`TimeBudget` (``stopped_at``: the step the time ran out at, or None).
     """
     from trl import SFTTrainer
 
     # Rows keep their extra fields (mask, bbox, ...): the collator reads only prompt, completion and images.
     args.remove_unused_columns = False
-    budget = TimeBudget(time_budget_s)
+    budget = TimeBudget(time_budget_s, args.learning_rate)
+    if time_budget_s is not None:
+        args.lr_scheduler_type = "constant"
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=processor,
                          callbacks=[budget])
     trainer.train()

@@ -14,7 +14,7 @@ from .boxes import (
     xywh_to_xyxy,
     xyxy_to_xywh,
 )
-from .contour_fit import encode_mask_rle, fit_contour, fit_parametric, fit_radial
+from .contour_fit import FITS, REPRESENTATIONS, encode_mask_rle, fit_contour, fit_parametric, fit_radial
 from .contours import DEFAULT_TERMS, ParametricContour, RadialContour
 from .masks import (
     largest_component,
@@ -31,6 +31,8 @@ from .masks import (
 
 __all__ = [
     "DEFAULT_TERMS",
+    "FITS",
+    "REPRESENTATIONS",
     "ParametricContour",
     "RadialContour",
     "box_area",

@@ -133,11 +133,10 @@ def make_frame(mask: np.ndarray, max_side: int, bbox=None) -> Frame:
         f = 1  # a part thinner than one cell has no 0.5 level: fall back to full resolution
 
 
-def frame_from_rle(rle: dict, max_side: int) -> tuple[Frame, np.ndarray]:
-    """Decode a pycocotools RLE (counts as bytes) and build its frame; also returns the mask."""
-    mask = mask_utils.decode(rle)
+def frame_from_rle(rle: dict, max_side: int) -> Frame:
+    """Decode a pycocotools RLE (counts as bytes) and build its frame."""
     x, y, w, h = mask_utils.toBbox(rle)
-    return make_frame(mask, max_side, (int(x), int(y), int(w), int(h))), mask
+    return make_frame(mask_utils.decode(rle), max_side, (int(x), int(y), int(w), int(h)))
 
 
 def _frame(low: np.ndarray, f: int, x0: int, y0: int) -> Frame | None:

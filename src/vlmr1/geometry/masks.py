@@ -206,9 +206,15 @@ def largest_outer_line(z: np.ndarray, level: float = 0.5) -> np.ndarray | None:
     """
     x, y = _grid(*z.shape)
     gen = contourpy.SerialContourGenerator(
-        x, y, np.asarray(z, dtype=np.float64), None, corner_mask=False,
-        line_type=contourpy.LineType.Separate, fill_type=contourpy.FillType.OuterOffset,
-        quad_as_tri=False, z_interp=contourpy.ZInterp.Linear,
+        x,
+        y,
+        np.asarray(z, dtype=np.float64),
+        None,
+        corner_mask=False,
+        line_type=contourpy.LineType.Separate,
+        fill_type=contourpy.FillType.OuterOffset,
+        quad_as_tri=False,
+        z_interp=contourpy.ZInterp.Linear,
     )
     best, best_area = None, 0.0
     for line in gen.lines(level):

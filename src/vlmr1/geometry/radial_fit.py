@@ -5,10 +5,17 @@ histogram of the mask (cells binned by angle sector and radius): the overlap ins
 the covered mass below r_j, the outline's own area is sum r_j^2 * dtheta / 2. That makes IoU and
 its gradient O(sectors) to evaluate, so we can afford
 
-1. a centre search: the part's centroid plus a grid of points inside the part, each given a few
-   IoU-ascent steps on a coarse histogram (the centre decides which shapes are star-shaped,
-   which matters more than anything else for this representation), then
+1. a centre search: the part's centroid plus a 5 x 5 grid of points inside the part, each given
+   a few IoU-ascent steps on a coarse histogram (the centre decides which shapes are
+   star-shaped, which matters more than anything else for this representation: +0.04 mean IoU
+   over the centroid alone), then
 2. IoU ascent on a finer histogram at the best centre.
+
+An ascent step moves every ray outward where the mask covers the outline point and inward where
+it does not (the sign of dIoU/dr_j, with the coverage sampled bilinearly because the histogram is
+too noisy per ray), projects that onto the N coefficients (weighted least squares) and keeps the
+largest of a few step sizes that improves the histogram IoU. Radii below 0 decode as 0, so the
+objective clamps them too.
 
 ``fast`` is the plain recipe: centroid, r = outermost crossing of each ray with the contour,
 least squares.
@@ -25,19 +32,16 @@ from ._frame import Frame, bilinear, resample_closed
 from .contours import RadialContour
 
 WORK_SIDE = 64  # longer side of the working raster, in cells
-RAYS = 128  # rays for the fast fit and the final refinement
-FINE_RAYS = 128  # rays of the final refinement
+RAYS = 128  # rays of the fast fit and of the final refinement
 FINE_DR = 0.5  # radial bin of the final refinement, in cells
 FINE_STEPS = 10
-SEARCH_RAYS = 64  # coarser histogram for the centre search
-SEARCH_DR = 1.0
+SEARCH_RAYS = 64  # coarser histogram (on 2 x 2 blocks of cells) for the centre search
+SEARCH_DR = 2.0
 SEARCH_STEPS = 3
-GRID = 5  # GRID x GRID candidate centres ...
-GRID_SPAN = 0.25  # ... spread over +-GRID_SPAN of the part's box around the centroid, ...
-SEARCH_ROUNDS = 1  # ... then (if > 1) around the best so far, GRID - 1 times closer
-STEP_CELLS = (2.0, 1.0, 0.5, 0.25)
+GRID = 5  # GRID x GRID candidate centres spread over +-GRID_SPAN of the part's box around the centroid
+GRID_SPAN = 0.25
+STEP_CELLS = (2.0, 1.0, 0.5, 0.25)  # largest radius change of one ascent step, in cells
 DAMPING = 1e-3
-PRECOND = True
 
 
 @lru_cache(maxsize=32)
@@ -62,29 +66,28 @@ def _perimeter(line: np.ndarray) -> float:
 
 
 def _fill_gaps(r: np.ndarray) -> np.ndarray:
-    """Replace negative entries of (C, rays) by the mean of the nearest valid ones on each side
-    (periodically); rows with no valid entry become 0."""
-    c, n = r.shape
+    """Replace negative entries of (C, rays) - sectors with nothing in them - by the smallest valid
+    radius of the row (they are only starting points); rows with no valid entry become 0."""
     ok = r >= 0
     if ok.all():
         return r
-    idx = np.broadcast_to(np.arange(3 * n), (c, 3 * n))
-    ok3 = np.tile(ok, 3)
-    prev = np.maximum.accumulate(np.where(ok3, idx, -1), axis=1)[:, n : 2 * n]
-    nxt = np.minimum.accumulate(np.where(ok3, idx, 3 * n)[:, ::-1], axis=1)[:, ::-1][:, n : 2 * n]
-    r3 = np.tile(r, 3)
-    rows = np.arange(c)[:, None]
-    fill = 0.5 * (r3[rows, np.clip(prev, 0, 3 * n - 1)] + r3[rows, np.clip(nxt, 0, 3 * n - 1)])
-    return np.where(ok, r, np.where(ok.any(axis=1)[:, None], fill, 0.0))
+    low = np.where(ok, r, np.inf).min(axis=1, keepdims=True)
+    return np.where(ok, r, np.where(np.isfinite(low), low, 0.0))
 
 
 class _Polar:
     """Polar area histograms of the part around C centres, and batched IoU / IoU ascent."""
 
-    def __init__(self, part: np.ndarray, xs, ys, w, cell: float, total: float, centres: np.ndarray, rays: int,
-                 dr: float, terms: int):
-        """part: (h, w) coverage; xs, ys, w: (P,) positions and covered area of cells of area
-        ``cell`` (the histogram's points); centres: (C, 2)."""
+    def __init__(self, part: np.ndarray, points, total: float, centres: np.ndarray, rays: int, dr: float, terms: int):
+        """
+        Args:
+            part: (h, w) coverage of the fitted part, for bilinear sampling.
+            points: (xs, ys, mass, cell): (P,) centres and covered area of the histogram's cells,
+                each of area ``cell``.
+            total: covered area of the whole mask (the IoU's other set).
+            centres: (C, 2) candidate centres, cell coordinates.
+        """
+        xs, ys, w, cell = points
         self.part, self.centres = part, centres
         theta = -np.pi + 2.0 * np.pi * np.arange(rays) / rays
         self.cos, self.sin = np.cos(theta), np.sin(theta)
@@ -96,28 +99,18 @@ class _Polar:
         cells = len(centres) * rays
         flat = ((np.arange(len(centres))[:, None] * rays + sector) * nb + (rho / dr).astype(np.intp)).ravel()
         hist = np.bincount(flat, np.broadcast_to(w, dx.shape).ravel(), cells * nb).reshape(cells, nb)
-        self.hist2d = hist
         self.hist = hist.ravel()
         self.cum = (np.cumsum(hist, axis=1) - hist).ravel()  # mass below each bin's inner edge
         self.base = (np.arange(cells) * nb).reshape(len(centres), rays)
-        # outermost well-covered cell of each sector: the "outer crossing" used to start from
-        inside = np.bincount(flat, np.broadcast_to(w >= 0.5 * cell, dx.shape).ravel(), cells * nb).reshape(cells, nb)
-        last = nb - 1 - np.argmax(inside[:, ::-1] > 0, axis=1)
+        # outermost well-covered cell of each sector: the "outer crossing" to start from
+        inside = np.bincount(flat, np.broadcast_to(w >= 0.5 * cell, dx.shape).ravel(), cells * nb)
+        inside = inside.reshape(cells, nb) > 0
+        last = nb - 1 - np.argmax(inside[:, ::-1], axis=1)
         outer = np.where(inside.any(axis=1), (last + 0.5) * dr + 0.5, -1.0).reshape(len(centres), rays)
         self.outer = _fill_gaps(outer)
         self.dr, self.rmax, self.total = dr, (nb - 1e-6) * dr, total
         self.dtheta = 2.0 * np.pi / rays
         self.v, self.pinv = _basis(rays, terms)
-
-    def best_radii(self, tau: float = 0.45) -> np.ndarray:
-        """Per-ray radius maximising covered mass - tau * area (the IoU optimum with unlimited
-        terms when tau = IoU / (1 + IoU)). Returns (C, rays)."""
-        nb = self.hist2d.shape[1]
-        ring = self.dtheta * self.dr * self.dr * (np.arange(nb) + 0.5)  # area of each radial bin
-        gain = np.cumsum(self.hist2d - tau * ring, axis=1)
-        k = np.argmax(gain, axis=1)
-        k = np.where(gain[np.arange(len(k)), k] > 0, k + 1, 0)
-        return (k * self.dr).reshape(self.base.shape)
 
     def evaluate(self, coef: np.ndarray, rows: np.ndarray | None = None):
         """IoU (M,) and radii (M, rays) for coefficients (M, N) around centres ``rows`` (M,)."""
@@ -146,11 +139,8 @@ class _Polar:
         for _ in range(steps):
             w = np.maximum(r, 1.0) * self.dtheta  # arc length per ray
             force = self.coverage(r) * (1.0 + iou[:, None]) - iou[:, None]  # sign of d IoU / d r
-            if PRECOND:
-                a = np.matmul(v.T * w[:, None, :], v) + (DAMPING * w.sum(axis=1))[:, None, None] * eye
-                d = np.linalg.solve(a, ((w * force) @ v)[..., None])[..., 0]
-            else:
-                d = (force * r) @ self.pinv.T
+            a = np.matmul(v.T * w[:, None, :], v) + (DAMPING * w.sum(axis=1))[:, None, None] * eye
+            d = np.linalg.solve(a, ((w * force) @ v)[..., None])[..., 0]
             d /= np.maximum(np.abs(d @ v.T).max(axis=1), 1e-9)[:, None]
             # all step sizes for all rows in one evaluation; keep the largest step that improves
             trial = (coef[None] + sizes * d[None]).reshape(-1, n)
@@ -167,43 +157,31 @@ class _Polar:
 
 
 def _search_centre(frame: Frame, centroid: np.ndarray, terms: int) -> tuple[np.ndarray, np.ndarray]:
-    """Coarse-to-fine grid search for the centre whose short IoU ascent scores best.
+    """Grid search for the centre whose short IoU ascent scores best.
 
     Returns:
         centre (2,) and its coefficients (N,), in cells.
     """
     part = frame.part
-    cells = _coarse_cells(part)
-    line = frame.line
-    span = (line.max(axis=0) - line.min(axis=0)) * GRID_SPAN
+    span = (frame.line.max(axis=0) - frame.line.min(axis=0)) * GRID_SPAN
     g = np.linspace(-1.0, 1.0, GRID)
-    offsets = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
-    best, best_coef, best_iou = centroid, None, -1.0
-    for rnd in range(SEARCH_ROUNDS):
-        cands = best + offsets * span / (GRID - 1) ** rnd
-        cands = cands[bilinear(part, cands[:, 0], cands[:, 1]) >= 0.5]
-        if rnd == 0:
-            cands = np.vstack([centroid[None], cands])
-        elif len(cands):
-            cands = cands[np.any(cands != best, axis=1)]
-        if not len(cands):
-            break
-        polar = _Polar(part, *cells, 4.0, frame.total, cands, SEARCH_RAYS, SEARCH_DR, terms)
-        coefs, ious = polar.ascend(polar.outer @ polar.pinv.T, SEARCH_STEPS)
-        k = int(np.argmax(ious))
-        if ious[k] > best_iou:
-            best, best_coef, best_iou = cands[k], coefs[k], ious[k]
-    return best, best_coef
+    cands = centroid + np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2) * span
+    # the centroid always competes (even outside a C-shaped part); grid points only from inside
+    cands = np.vstack([centroid[None], cands[bilinear(part, cands[:, 0], cands[:, 1]) >= 0.5]])
+    polar = _Polar(part, _coarse_cells(part), frame.total, cands, SEARCH_RAYS, SEARCH_DR, terms)
+    coefs, ious = polar.ascend(polar.outer @ polar.pinv.T, SEARCH_STEPS)
+    k = int(np.argmax(ious))
+    return cands[k], coefs[k]
 
 
-def _coarse_cells(part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Covered 2x2 blocks of ``part`` as (xs, ys, mass) in fine cell units (4x fewer points)."""
+def _coarse_cells(part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Covered 2x2 blocks of ``part`` as (xs, ys, mass, 4.0) in cell units (4x fewer points)."""
     h, w = part.shape
     p = np.zeros((h + h % 2, w + w % 2))
     p[:h, :w] = part
     s = p.reshape(p.shape[0] // 2, 2, p.shape[1] // 2, 2).sum(axis=(1, 3))
     ys, xs = np.nonzero(s)
-    return 2.0 * xs + 0.5, 2.0 * ys + 0.5, s[ys, xs]
+    return 2.0 * xs + 0.5, 2.0 * ys + 0.5, s[ys, xs], 4.0
 
 
 def fit_frame(frame: Frame, terms: int, fit: str) -> RadialContour:
@@ -216,8 +194,7 @@ def fit_frame(frame: Frame, terms: int, fit: str) -> RadialContour:
         centre, coef = _search_centre(frame, centroid, terms)
         part = frame.part
         ys, xs = np.nonzero(part)
-        w = part[ys, xs]
-        fine = _Polar(part, xs.astype(np.float64), ys.astype(np.float64), w, 1.0, frame.total, centre[None],
-                      FINE_RAYS, FINE_DR, terms)
+        points = (xs.astype(np.float64), ys.astype(np.float64), part[ys, xs], 1.0)
+        fine = _Polar(part, points, frame.total, centre[None], RAYS, FINE_DR, terms)
         coef = fine.ascend(coef[None], FINE_STEPS)[0][0]
     return RadialContour(frame.to_image(centre), coef * frame.f)

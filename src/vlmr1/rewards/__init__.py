@@ -14,6 +14,7 @@ from . import accuracy as _accuracy  # noqa: F401  (registers "accuracy")
 from . import box as _box  # noqa: F401  (registers "rec_iou", "rec_accuracy")
 from . import detection as _detection  # noqa: F401  (registers "od_ap", "od_ap50", "od_length")
 from . import format as _format  # noqa: F401  (registers "format")
+from . import mask as _mask  # noqa: F401  (registers "seg_iou", "seg_format")
 from .accuracy import (
     ACCURACY_METHODS,
     accuracy_reward,

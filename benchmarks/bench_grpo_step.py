@@ -1,0 +1,301 @@
+"""Benchmark: stock ``trl.GRPOTrainer`` versus vlmr1's ``VLMGRPOTrainer`` (``--shared_prefix``) on one GRPO step.
+
+Both trainers are built in this process from the same weights, data, seed and settings. Per repeat (alternating
+stock / vlmr1) it times TRL's own generation (``_generate_single_turn``) and the training forward+backward
+(``compute_loss`` + ``backward``) on one batch produced by TRL's ``_generate_and_score_completions`` (rows
+shuffled as ``_prepare_inputs`` shuffles them), and measures the peak memory of the forward+backward above what
+was allocated before it: ``torch.cuda.max_memory_allocated`` on GPU, the resident-set high-water mark on CPU
+(``VmHWM``, reset through ``/proc/self/clear_refs``; glibc is told to mmap large blocks so freed tensors leave the
+RSS). Prints medians and ratios as a table; where a target is missed, a ``torch.profiler`` summary of both.
+
+    python benchmarks/bench_grpo_step.py            # small CPU case (a ~4M-parameter Qwen2.5-VL)
+    python benchmarks/bench_grpo_step.py --gpu      # Qwen2.5-VL-3B shapes, random weights, bf16, one GPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import ctypes
+import gc
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+
+if sys.platform == "linux" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:  # before torch allocates anything
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = "131072"
+    os.execv(sys.executable, [sys.executable, *sys.argv])
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from datasets import Dataset  # noqa: E402
+from PIL import Image  # noqa: E402
+from trl import GRPOTrainer  # noqa: E402
+from trl.trainer.utils import shuffle_sequence_dict, split_pixel_values_by_grid, unsplit_pixel_values_by_grid  # noqa: E402
+
+from vlmr1.models import build_tiny_model, get_family, tiny_processor, train_tiny_tokenizer  # noqa: E402
+from vlmr1.models.tokenizer import build_qwen_chat_template  # noqa: E402
+from vlmr1.training.config import VLMR1GRPOConfig  # noqa: E402
+from vlmr1.training.trainer import VLMGRPOTrainer  # noqa: E402
+
+QUESTION = ("Look at the picture carefully and count every red shape, every blue shape and every green shape you "
+            "can see; then add the three numbers together, explain each step of your reasoning in a few short "
+            "sentences, and finally write the total inside answer tags so that it can be checked automatically.")
+TARGETS = {"forward+backward": 2.5, "generation": 1.5, "peak memory": 0.5}
+
+
+@dataclass
+class Case:
+    """One benchmark shape."""
+
+    name: str
+    image_size: tuple[int, int]  # (width, height)
+    prompts: int  # distinct prompts per batch
+    group_size: int  # G
+    completion_len: int
+    device: str
+    dtype: torch.dtype
+
+
+SMALL = Case("small (CPU, ~4M params)", (560, 420), 2, 8, 100, "cpu", torch.float32)
+GPU = Case("Qwen2.5-VL-3B shapes (GPU, bf16)", (640, 480), 1, 8, 256, "cuda", torch.bfloat16)
+
+
+def small_model(workdir: str):
+    """A ~4M-parameter Qwen2.5-VL (4 text + 4 vision layers) whose processor keeps a 560x420 image whole."""
+    path = build_tiny_model("qwen2_5_vl", workdir, text_layers=4, hidden_size=256, num_attention_heads=4,
+                            num_key_value_heads=2, intermediate_size=512, vision_layers=4, vision_hidden=128,
+                            vision_heads=4, max_pixels=560 * 420)
+    family = get_family("qwen2_5_vl")
+    from transformers import AutoProcessor
+
+    return family.load(path, dtype=torch.float32, attn_implementation="sdpa"), AutoProcessor.from_pretrained(path)
+
+
+def qwen25vl_3b_config(tokenizer):
+    """Qwen2.5-VL-3B-Instruct's published architecture numbers (config.json), with the tiny tokenizer's token ids."""
+    from transformers import Qwen2_5_VLConfig
+
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in
+           ("<|endoftext|>", "<|im_end|>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
+    text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
+                num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=128000, rms_norm_eps=1e-6,
+                hidden_act="silu", sliding_window=32768, use_sliding_window=False, max_window_layers=70,
+                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+                pad_token_id=tokenizer.pad_token_id, bos_token_id=ids["<|endoftext|>"],
+                eos_token_id=ids["<|im_end|>"], tie_word_embeddings=True)
+    vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, in_chans=3, out_hidden_size=2048,
+                  patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
+                  fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, hidden_act="silu")
+    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
+                              video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
+                              vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=True)
+    config.bos_token_id, config.eos_token_id = ids["<|endoftext|>"], ids["<|im_end|>"]
+    config.pad_token_id = tokenizer.pad_token_id
+    return config
+
+
+def gpu_model():
+    """Random-weight Qwen2.5-VL-3B in bf16 on the GPU (nothing downloaded), and a processor for 640x480 images."""
+    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+
+    tokenizer = train_tiny_tokenizer(chat_template=build_qwen_chat_template())
+    config = qwen25vl_3b_config(tokenizer)
+    config._attn_implementation = "sdpa"
+    torch.manual_seed(0)
+    with torch.device("cuda"):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+    model.generation_config = GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
+                                               pad_token_id=config.pad_token_id)
+    return model, tiny_processor("qwen2_5_vl", tokenizer=tokenizer, max_pixels=640 * 480)
+
+
+def varied_reward(completions, **kwargs):
+    """Distinct rewards within a group, so the loss has gradients."""
+    return [float(i % 3) for i in range(len(completions))]
+
+
+def make_trainer(cls, model, processor, case: Case, outdir: str, gradient_checkpointing: bool):
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (*case.image_size[::-1], 3), dtype=np.uint8))
+              for _ in range(case.prompts)]
+    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": QUESTION}], "image": image}
+                                 for image in images])
+    batch = case.prompts * case.group_size
+    args = VLMR1GRPOConfig(
+        output_dir=outdir, per_device_train_batch_size=batch, num_generations=case.group_size,
+        max_completion_length=case.completion_len, generation_kwargs={"min_new_tokens": case.completion_len},
+        gradient_checkpointing=gradient_checkpointing, bf16=case.dtype == torch.bfloat16, report_to="none", seed=0,
+        use_cpu=case.device == "cpu", shared_prefix=True, logging_steps=1)
+    trainer = cls(model=model, reward_funcs=[varied_reward], args=args, train_dataset=dataset,
+                  processing_class=processor)
+    trainer.current_gradient_accumulation_steps = 1  # set by Trainer.train, read by the loss
+    if gradient_checkpointing:
+        model.activation_checkpointing_enable(args.gradient_checkpointing_kwargs)
+    return trainer, [row for row in dataset for _ in range(case.group_size)]
+
+
+class PeakMemory:
+    """Peak memory of a block above what was in use when it started, in MiB."""
+
+    def __init__(self, device: str):
+        self.device, self.mib = device, 0.0
+
+    def __enter__(self):
+        gc.collect()
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.start = torch.cuda.memory_allocated()
+        else:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # VmHWM := current RSS
+            self.start = _rss_kib("VmRSS") * 1024
+        return self
+
+    def __exit__(self, *exc):
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+            peak = torch.cuda.max_memory_allocated()
+        else:
+            peak = _rss_kib("VmHWM") * 1024
+        self.mib = (peak - self.start) / 2**20
+
+
+def _rss_kib(field: str) -> int:
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1))
+
+
+def timed(fn, device: str) -> float:
+    if device == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+def generation(trainer, rows, case: Case):
+    prompts = [[{"role": "user", "content": [{"type": "image", "image": row["image"]},
+                                             {"type": "text", "text": QUESTION}]}] for row in rows]
+    prompt_ids, images, fields = trainer._tokenize_prompts(prompts)
+
+    def run():
+        torch.manual_seed(0)
+        trainer.model.eval()
+        return trainer._generate_single_turn(prompt_ids, images, fields, case.group_size)
+
+    return run, len(prompt_ids[0])
+
+
+def forward_backward(trainer, inputs):
+    def run():
+        trainer.model.train()
+        loss = trainer.compute_loss(trainer.model, inputs)
+        loss.backward()
+        trainer.model.zero_grad(set_to_none=True)
+        return loss.item()
+
+    return run
+
+
+def training_inputs(trainer, rows):
+    """One shuffled training batch, exactly as TRL's ``_prepare_inputs`` hands it to ``compute_loss``."""
+    trainer.model.train()
+    torch.manual_seed(0)
+    batch = trainer._generate_and_score_completions(rows)
+    return unsplit_pixel_values_by_grid(shuffle_sequence_dict(split_pixel_values_by_grid(batch)))
+
+
+def profile(label: str, fn, device: str):
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with torch_profile(activities=activities) as prof:
+        fn()
+    sort = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+    print(f"\n--- torch.profiler: {label} ---")
+    print(prof.key_averages().table(sort_by=sort, row_limit=12))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--gpu", action="store_true", help="Qwen2.5-VL-3B shapes, bf16, on one GPU")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per trainer and phase (median kept)")
+    parser.add_argument("--gradient_checkpointing", action=argparse.BooleanOptionalAction, default=None,
+                        help="checkpoint layers in both trainers (default: on for --gpu, off for the CPU case)")
+    parser.add_argument("--profile", action="store_true", help="print the profiler summaries even when on target")
+    args = parser.parse_args()
+    case = GPU if args.gpu else SMALL
+    checkpointing = args.gpu if args.gradient_checkpointing is None else args.gradient_checkpointing
+    torch.manual_seed(0)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        model, processor = gpu_model() if args.gpu else small_model(os.path.join(workdir, "model"))
+        twin = copy.deepcopy(model)  # same weights; each trainer patches its own model
+        stock, rows = make_trainer(GRPOTrainer, model, processor, case, os.path.join(workdir, "stock"), checkpointing)
+        ours, _ = make_trainer(VLMGRPOTrainer, twin, processor, case, os.path.join(workdir, "ours"), checkpointing)
+        inputs = training_inputs(stock, rows)
+
+        runs = {}
+        for name, trainer in (("stock", stock), ("vlmr1", ours)):
+            gen, prompt_len = generation(trainer, rows, case)
+            runs[name] = {"generation": gen, "forward+backward": forward_backward(trainer, inputs)}
+        image_tokens = int((inputs["mm_token_type_ids"] == 1).sum(1)[0])
+        params = sum(p.numel() for p in model.parameters())
+        print(f"case: {case.name}; {params / 1e6:.1f}M parameters, {case.dtype}, device {case.device}, "
+              f"gradient checkpointing {'on' if checkpointing else 'off'}")
+        print(f"batch: {case.prompts} prompts x G={case.group_size}; prompt {prompt_len} tokens "
+              f"({image_tokens} image tokens), completions {inputs['completion_ids'].size(1)} tokens")
+
+        times = {name: {phase: [] for phase in runs[name]} for name in runs}
+        memory, losses = {}, {}
+        for name in runs:  # warm-up (also checks both compute the same loss)
+            losses[name] = runs[name]["forward+backward"]()
+            runs[name]["generation"]()
+        for _ in range(args.repeats):
+            for phase in ("generation", "forward+backward"):
+                for name in runs:
+                    times[name][phase].append(timed(runs[name][phase], case.device))
+        for name in runs:
+            with PeakMemory(case.device) as peak:
+                runs[name]["forward+backward"]()
+            memory[name] = peak.mib
+
+    report(times, memory, losses, runs, case, args.profile)
+
+
+def report(times, memory, losses, runs, case: Case, always_profile: bool):
+    rows = []
+    for phase in ("forward+backward", "generation"):
+        stock, ours = statistics.median(times["stock"][phase]), statistics.median(times["vlmr1"][phase])
+        rows.append((f"{phase} time per step", f"{stock:.3f} s", f"{ours:.3f} s", stock / ours, "x faster",
+                     TARGETS[phase], stock / ours >= TARGETS[phase]))
+    ratio = memory["vlmr1"] / memory["stock"]
+    rows.append(("peak memory, forward+backward", f"{memory['stock']:.0f} MiB", f"{memory['vlmr1']:.0f} MiB", ratio,
+                 "x of stock", TARGETS["peak memory"], ratio <= TARGETS["peak memory"]))
+    print(f"\n{'measure':32} {'stock TRL':>12} {'vlmr1':>12} {'ratio':>8}            target")
+    for label, stock, ours, value, unit, target, ok in rows:
+        bound = ">=" if unit == "x faster" else "<="
+        print(f"{label:32} {stock:>12} {ours:>12} {value:>8.2f} {unit:10} {bound} {target} {'ok' if ok else 'MISSED'}")
+    print(f"loss: stock {losses['stock']:.6f}, vlmr1 {losses['vlmr1']:.6f}")
+    missed = {label.split(" ")[0] for label, *_, ok in rows if not ok}
+    if always_profile or missed:
+        phases = ["forward+backward"] if missed <= {"forward+backward", "peak"} else ["generation", "forward+backward"]
+        if always_profile or "generation" in missed:
+            phases = sorted(set(phases) | {"generation"})
+        for phase in phases:
+            for name in runs:
+                profile(f"{name} {phase}", runs[name][phase], case.device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""``vlmr1 demo --quick``: every stage runs (a few steps each) and the report files exist and parse."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import pytest
+from PIL import Image
+
+from vlmr1.demo import main
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    main(["--output_dir", str(out), "--quick"])
+    return out
+
+
+def test_metrics_json_has_three_stages_in_range(demo_dir):
+    metrics = json.loads((demo_dir / "metrics.json").read_text())
+    assert list(metrics["stages"]) == ["before", "sft", "grpo"]
+    for stage in metrics["stages"].values():
+        assert set(stage) >= {"gIoU", "cIoU", "parse_rate"}
+        assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in stage.values())
+    assert metrics["steps"]["sft"] > 0 and metrics["steps"]["grpo"] > 0
+    assert {"model", "data", "sft", "grpo", "eval_grpo", "total"} <= set(metrics["seconds"])
+
+
+def test_report_html_parses_and_embeds_the_figures(demo_dir):
+    class Collect(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tags, self.images = [], []
+
+        def handle_starttag(self, tag, attrs):
+            self.tags.append(tag)
+            if tag == "img":
+                self.images.append(dict(attrs)["src"])
+
+    page = Collect()
+    page.feed((demo_dir / "report.html").read_text(encoding="utf-8"))
+    assert "table" in page.tags
+    assert len(page.images) == 3 and all(src.startswith("data:image/png;base64,") for src in page.images)
+
+
+@pytest.mark.parametrize("name", ["metrics.png", "curves.png", "examples.png", "report_figure.png"])
+def test_pngs_exist_and_open(demo_dir, name):
+    with Image.open(demo_dir / name) as image:
+        image.verify()
+        assert image.format == "PNG"
+
+
+def test_demo_leaves_the_models_and_data(demo_dir):
+    for folder in ("model-init", "sft-model", "grpo-model"):
+        assert (demo_dir / folder / "config.json").is_file()
+    assert (demo_dir / "data" / "train.jsonl").is_file() and (demo_dir / "data" / "val.jsonl").is_file()
