@@ -239,6 +239,27 @@ def test_encode_mask_rle_and_multipart():
         encode_mask_rle(rle, "radial", fit="slow")
 
 
+def test_fit_rejects_bad_input(asym_mask):
+    with pytest.raises(ValueError):
+        fit_parametric(asym_mask[..., None])
+    with pytest.raises(ValueError):
+        fit_radial(np.zeros((10, 10), bool))
+    with pytest.raises(ValueError):
+        fit_contour(asym_mask, "polar")
+    with pytest.raises(ValueError):
+        fit_parametric(asym_mask, terms=1)
+
+
+def test_full_frame_and_holed_masks():
+    full = np.ones((40, 60), bool)
+    ring = blob()
+    ring[30:50, 40:60] = False  # a hole: only the outer outline is represented
+    for rep in REPS:
+        assert mask_iou(fit_contour(full, rep).to_mask(40, 60), full) > 0.97
+        c = fit_contour(ring, rep)
+        assert mask_iou(c.to_mask(*ring.shape), ring) > 0.75
+
+
 def test_tiny_and_thin_masks():
     dot = np.zeros((20, 20), bool)
     dot[5, 7] = True

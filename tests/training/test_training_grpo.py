@@ -124,3 +124,10 @@ def test_bad_data_stops_before_the_model_loads(tmp_path):
     bad.write_text('{"id": 1, "image": "x.png", "conversations": []}\n')
     with pytest.raises(DataError, match=f"{bad}:1"):
         train(tmp_path / "no-such-model", tmp_path / "run", [bad], [tmp_path])
+
+
+def test_too_little_data_for_one_generation_batch_is_refused(tmp_path):
+    one = tmp_path / "one.jsonl"
+    one.write_text((EXAMPLES / "counting.jsonl").read_text().splitlines()[0] + "\n")
+    with pytest.raises(ValueError, match="1 training prompt\\(s\\), but one generation batch takes 2"):
+        train(tmp_path / "no-such-model", tmp_path / "run", [one], [EXAMPLES / "images"])

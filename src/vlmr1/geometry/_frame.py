@@ -34,6 +34,9 @@ class Frame:
         line: (n, 2) outer contour at level 0.5 enclosing the largest area (the largest part's
             outline), in cell coordinates, clockwise on screen, from its topmost vertex (ties:
             leftmost), first vertex not repeated.
+        bounds: (4,) the image rectangle u0, v0, u1, v1 in cell coordinates. Answers are
+            rasterised clipped to the image, so an outline may run outside it for free where the
+            object is cut by the image border; the fitters score only what is inside.
     """
 
     low: np.ndarray
@@ -41,8 +44,11 @@ class Frame:
     f: int
     origin: np.ndarray
     line: np.ndarray
+    bounds: np.ndarray
     _part: np.ndarray | None = None
     _part_f: np.ndarray | None = None
+    _valid: np.ndarray | None = None
+    _valid_f: np.ndarray | None = None
 
     @property
     def part(self) -> np.ndarray:
@@ -66,6 +72,24 @@ class Frame:
         if self._part_f is None:
             self._part_f = self.part.ravel(order="F")
         return self._part_f
+
+    @property
+    def valid(self) -> np.ndarray:
+        """(h, w) fraction of each cell that lies inside the image."""
+        if self._valid is None:
+            h, w = self.low.shape
+            u0, v0, u1, v1 = self.bounds
+            cols = np.clip(np.minimum(np.arange(w) + 0.5, u1) - np.maximum(np.arange(w) - 0.5, u0), 0.0, 1.0)
+            rows = np.clip(np.minimum(np.arange(h) + 0.5, v1) - np.maximum(np.arange(h) - 0.5, v0), 0.0, 1.0)
+            self._valid = rows[:, None] * cols[None, :]
+        return self._valid
+
+    @property
+    def valid_f(self) -> np.ndarray:
+        """``valid`` flattened in column-major order, cached."""
+        if self._valid_f is None:
+            self._valid_f = self.valid.ravel(order="F")
+        return self._valid_f
 
     def centroid(self) -> np.ndarray:
         """Area centroid (2,) of the region inside ``line``, cell coordinates."""
@@ -115,7 +139,10 @@ def make_frame(mask: np.ndarray, max_side: int, bbox=None) -> Frame:
     Raises:
         ValueError: if the mask is empty.
     """
-    m = mask if mask.dtype == np.uint8 else (np.asarray(mask) != 0).view(np.uint8)
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"mask must be 2-D (H, W), got shape {mask.shape}")
+    m = mask if mask.dtype == np.uint8 else (mask != 0).view(np.uint8)
     if bbox is None:
         bbox = _bbox(m)
     if bbox is None or bbox[2] <= 0 or bbox[3] <= 0:
@@ -125,7 +152,7 @@ def make_frame(mask: np.ndarray, max_side: int, bbox=None) -> Frame:
     f = max(1, -(-max(h, w) // int(max_side)))
     while True:
         low = np.pad(_block_mean(crop, f), PAD)
-        frame = _frame(low, f, x0, y0)
+        frame = _frame(low, f, x0, y0, m.shape)
         if frame is not None:
             return frame
         if f == 1:
@@ -139,12 +166,14 @@ def frame_from_rle(rle: dict, max_side: int) -> Frame:
     return make_frame(mask_utils.decode(rle), max_side, (int(x), int(y), int(w), int(h)))
 
 
-def _frame(low: np.ndarray, f: int, x0: int, y0: int) -> Frame | None:
+def _frame(low: np.ndarray, f: int, x0: int, y0: int, image_shape) -> Frame | None:
     line = largest_outer_line(low)
     if line is None or len(line) < 3:
         return None
     origin = np.array([x0 + (0.5 - PAD) * f, y0 + (0.5 - PAD) * f])
-    return Frame(low=low, total=float(low.sum()), f=f, origin=origin, line=line)
+    height, width = image_shape
+    bounds = np.array([-origin[0], -origin[1], width - origin[0], height - origin[1]]) / f
+    return Frame(low=low, total=float(low.sum()), f=f, origin=origin, line=line, bounds=bounds)
 
 
 def bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

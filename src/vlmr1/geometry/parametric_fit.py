@@ -37,6 +37,8 @@ GN_STEPS = 8  # Gauss-Newton steps onto the outline
 IOU_STEPS = 8  # IoU shape-gradient steps
 IOU_SAMPLES = 128  # polygon points rasterised to evaluate IoU in the trust-region test
 STEP_START, STEP_GROW, STEP_MAX, STEP_TRIES = 2.0, 1.5, 4.0, 3  # largest move of an IoU step, cells
+IMAGE_AWARE = True
+BORDER_FREE = True
 DAMPING = 1e-3  # pull toward the arc-length fit; keeps the parameterisation from drifting
 
 
@@ -93,7 +95,7 @@ def _soft_iou(c, frame: Frame, v_eval) -> float:
     # bites on a diverged curve and keeps pycocotools' work bounded
     p = np.clip(v_eval @ c + 0.5, -max(h, w), 2 * max(h, w))
     inside = mask_utils.decode(mask_utils.frPyObjects([p.ravel().tolist()], h, w)[0])
-    area = float(np.count_nonzero(inside))
+    area = float(np.dot(frame.valid_f, inside.ravel(order="F"))) if IMAGE_AWARE else float(np.count_nonzero(inside))
     inter = float(np.dot(frame.part_f, inside.ravel(order="F")))
     union = area + frame.total - inter
     return inter / union if union > 0 else 0.0
@@ -107,12 +109,18 @@ def _refine(c: np.ndarray, frame: Frame) -> np.ndarray:
     line = frame.line
     normals = _vertex_normals(line)
     tree = cKDTree(line)
+    # outline vertices on the image border are where the object is cut, not a true edge: no pull
+    u0, v0, u1, v1 = frame.bounds
+    free = (np.minimum(np.abs(line[:, 0] - u0), np.abs(line[:, 0] - u1)) < 0.25) | (
+        np.minimum(np.abs(line[:, 1] - v0), np.abs(line[:, 1] - v1)) < 0.25
+    )
+    pull = np.where(free, 0.0 if IMAGE_AWARE and BORDER_FREE else 1.0, 1.0)
     for _ in range(GN_STEPS):
         p, ds, _ = _curve(c, v, dv)
         _, idx = tree.query(p)
         n_hit = normals[idx]
         r = np.einsum("ij,ij->i", p - line[idx], n_hit)  # signed distance to the outline's tangent
-        c = c + _solve(_normal_jacobian(n_hit, v), ds, -r, c, c0, DAMPING)
+        c = c + _solve(_normal_jacobian(n_hit, v), ds * pull[idx], -r, c, c0, DAMPING)
 
     v_eval = _basis(IOU_SAMPLES, terms)[0]
     best = _soft_iou(c, frame, v_eval)
@@ -120,7 +128,7 @@ def _refine(c: np.ndarray, frame: Frame) -> np.ndarray:
     for _ in range(IOU_STEPS):
         p, ds, nrm = _curve(c, v, dv)
         # d IoU / d(outward move) is proportional to m (1 + IoU) - IoU at each boundary point
-        force = bilinear(frame.part, p[:, 0], p[:, 1]) * (1.0 + best) - best
+        force = bilinear(frame.part, p[:, 0], p[:, 1]) * (1.0 + best) - best * (bilinear(frame.valid, p[:, 0], p[:, 1]) if IMAGE_AWARE else 1.0)
         d = _solve(_normal_jacobian(nrm, v), ds, force, c, c, DAMPING)
         scale = 1.0 / max(float(np.abs(v @ d).max()), 1e-9)
         for _ in range(STEP_TRIES):  # trust region on the largest move: grow on success, halve on failure

@@ -42,6 +42,7 @@ GRID = 5  # GRID x GRID candidate centres spread over +-GRID_SPAN of the part's 
 GRID_SPAN = 0.25
 STEP_CELLS = (2.0, 1.0, 0.5, 0.25)  # largest radius change of one ascent step, in cells
 DAMPING = 1e-3
+IMAGE_AWARE = True
 
 
 @lru_cache(maxsize=32)
@@ -78,7 +79,9 @@ def _fill_gaps(r: np.ndarray) -> np.ndarray:
 class _Polar:
     """Polar area histograms of the part around C centres, and batched IoU / IoU ascent."""
 
-    def __init__(self, part: np.ndarray, points, total: float, centres: np.ndarray, rays: int, dr: float, terms: int):
+    def __init__(
+        self, part: np.ndarray, points, total: float, centres: np.ndarray, rays: int, dr: float, terms: int, bounds
+    ):
         """
         Args:
             part: (h, w) coverage of the fitted part, for bilinear sampling.
@@ -109,6 +112,7 @@ class _Polar:
         outer = np.where(inside.any(axis=1), (last + 0.5) * dr + 0.5, -1.0).reshape(len(centres), rays)
         self.outer = _fill_gaps(outer)
         self.dr, self.rmax, self.total = dr, (nb - 1e-6) * dr, total
+        self.exit = _exit_distances(centres, self.cos, self.sin, bounds) if IMAGE_AWARE else np.full((len(centres), rays), np.inf)
         self.dtheta = 2.0 * np.pi / rays
         self.v, self.pinv = _basis(rays, terms)
 
@@ -119,7 +123,8 @@ class _Polar:
         k = u.astype(np.intp)
         at = (self.base if rows is None else self.base[rows]) + k
         inter = (self.cum[at] + self.hist[at] * (u - k)).sum(axis=1)
-        area = 0.5 * self.dtheta * np.einsum("ij,ij->i", r, r)
+        ri = np.minimum(r, self.exit if rows is None else self.exit[rows])  # area beyond the image is free
+        area = 0.5 * self.dtheta * np.einsum("ij,ij->i", ri, ri)
         return inter / np.maximum(area + self.total - inter, 1e-12), r
 
     def coverage(self, r: np.ndarray) -> np.ndarray:
@@ -138,7 +143,7 @@ class _Polar:
         rows = np.tile(np.arange(c), len(STEP_CELLS))
         for _ in range(steps):
             w = np.maximum(r, 1.0) * self.dtheta  # arc length per ray
-            force = self.coverage(r) * (1.0 + iou[:, None]) - iou[:, None]  # sign of d IoU / d r
+            force = self.coverage(r) * (1.0 + iou[:, None]) - iou[:, None] * (r < self.exit)  # sign of dIoU/dr
             a = np.matmul(v.T * w[:, None, :], v) + (DAMPING * w.sum(axis=1))[:, None, None] * eye
             d = np.linalg.solve(a, ((w * force) @ v)[..., None])[..., 0]
             d /= np.maximum(np.abs(d @ v.T).max(axis=1), 1e-9)[:, None]
@@ -156,6 +161,15 @@ class _Polar:
         return coef, iou
 
 
+def _exit_distances(centres, cos, sin, bounds) -> np.ndarray:
+    """Distance (C, rays) from each centre to the image border along each ray (inf if none)."""
+    u0, v0, u1, v1 = bounds
+    with np.errstate(divide="ignore", invalid="ignore"):
+        tx = np.where(cos > 0, (u1 - centres[:, :1]) / cos, np.where(cos < 0, (u0 - centres[:, :1]) / cos, np.inf))
+        ty = np.where(sin > 0, (v1 - centres[:, 1:]) / sin, np.where(sin < 0, (v0 - centres[:, 1:]) / sin, np.inf))
+    return np.maximum(np.minimum(tx, ty), 0.0)
+
+
 def _search_centre(frame: Frame, centroid: np.ndarray, terms: int) -> tuple[np.ndarray, np.ndarray]:
     """Grid search for the centre whose short IoU ascent scores best.
 
@@ -168,7 +182,7 @@ def _search_centre(frame: Frame, centroid: np.ndarray, terms: int) -> tuple[np.n
     cands = centroid + np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2) * span
     # the centroid always competes (even outside a C-shaped part); grid points only from inside
     cands = np.vstack([centroid[None], cands[bilinear(part, cands[:, 0], cands[:, 1]) >= 0.5]])
-    polar = _Polar(part, _coarse_cells(part), frame.total, cands, SEARCH_RAYS, SEARCH_DR, terms)
+    polar = _Polar(part, _coarse_cells(part), frame.total, cands, SEARCH_RAYS, SEARCH_DR, terms, frame.bounds)
     coefs, ious = polar.ascend(polar.outer @ polar.pinv.T, SEARCH_STEPS)
     k = int(np.argmax(ious))
     return cands[k], coefs[k]
@@ -195,6 +209,6 @@ def fit_frame(frame: Frame, terms: int, fit: str) -> RadialContour:
         part = frame.part
         ys, xs = np.nonzero(part)
         points = (xs.astype(np.float64), ys.astype(np.float64), part[ys, xs], 1.0)
-        fine = _Polar(part, points, frame.total, centre[None], RAYS, FINE_DR, terms)
+        fine = _Polar(part, points, frame.total, centre[None], RAYS, FINE_DR, terms, frame.bounds)
         coef = fine.ascend(coef[None], FINE_STEPS)[0][0]
     return RadialContour(frame.to_image(centre), coef * frame.f)

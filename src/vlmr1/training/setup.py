@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -124,11 +125,25 @@ def lora_config(family, model_args):
     return peft_config
 
 
+def check_enough_prompts(num_train: int, training_args) -> None:
+    """Refuse a training set smaller than one generation batch: TRL drops the incomplete batch and trains 0 steps."""
+    needed = training_args.generation_batch_size * training_args.world_size // training_args.num_generations
+    if num_train < needed:
+        raise ValueError(
+            f"{num_train} training prompt(s), but one generation batch takes {needed} distinct prompts "
+            f"(per_device_train_batch_size {training_args.per_device_train_batch_size} x steps_per_generation "
+            f"{training_args.steps_per_generation} x {training_args.world_size} process(es) / num_generations "
+            f"{training_args.num_generations}): add data or lower per_device_train_batch_size / "
+            "gradient_accumulation_steps")
+
+
 def build_trainer(script_args, training_args, model_args, checked: CheckedData | None = None) -> Any:
     """Check the data (unless given), then load processor and model and build the GRPO trainer."""
     from vlmr1.training.trainer import VLMGRPOTrainer
 
     checked = checked or check_data(script_args)
+    held_out = math.ceil(len(checked.data) * script_args.val_split_ratio)  # as datasets' train_test_split rounds
+    check_enough_prompts(len(checked.data) - held_out, training_args)
     family, processor = load_processor(model_args, script_args.min_pixels, script_args.max_pixels)
     train_dataset, eval_dataset = make_datasets(checked, family.coordinate_frame(processor),
                                                 script_args.val_split_ratio, training_args.seed)
