@@ -2,7 +2,7 @@
 
     vlmr1 train ...               GRPO training (all TRL GRPOConfig flags, or --config recipe.yaml)
     vlmr1 eval ...                batched evaluation with per-file metrics and a report
-    vlmr1 data <command> ...      make or convert datasets (coco, refcoco, shapes, gui-synthetic)
+    vlmr1 data <command> ...      make, convert or check datasets (coco, refcoco, shapes, gui-synthetic, check)
     vlmr1 draw JSONL ...          previews: decoded contours/boxes over the images, true mask beside, IoU
     vlmr1 tiny-model ...          write a tiny offline model + processor (tests, demo)
     vlmr1 rewards                 list the registered reward functions and accuracy methods
@@ -37,6 +37,7 @@ DATA_COMMANDS = {
     "refcoco": ("vlmr1.data.refcoco", "convert RefCOCO/+/g refer annotations to REC jsonl"),
     "shapes": ("vlmr1.data.shapes", "generate synthetic referring-segmentation data (the demo's)"),
     "gui-synthetic": ("vlmr1.data.gui_synthetic", "generate synthetic before/after GUI screenshot pairs"),
+    "check": ("vlmr1.data.check", "check jsonl data and images: every problem with file:line, exit 1 if any"),
 }
 
 
@@ -78,7 +79,7 @@ def _rewards(argv: list[str]) -> None:
 
 COMMANDS = {
     "train": (_train, "GRPO training on jsonl data (every TRL GRPOConfig flag; --config recipe.yaml)"),
-    "data": (_data, "make or convert datasets: coco, refcoco, shapes, gui-synthetic"),
+    "data": (_data, "make, convert or check datasets: coco, refcoco, shapes, gui-synthetic, check"),
     "eval": (_eval, "evaluate a model on jsonl data: metrics.json, predictions.jsonl, report.md"),
     "draw": (_draw, "draw contours/boxes of a jsonl (or eval predictions) over its images, with IoU"),
     "tiny-model": (_tiny_model, "write a tiny offline model and processor for tests and the demo"),

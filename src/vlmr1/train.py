@@ -13,12 +13,36 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 
 from vlmr1.training.config import parse_train_args
 from vlmr1.training.setup import build_trainer, check_data
 
 logger = logging.getLogger("vlmr1.train")
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The newest ``checkpoint-N`` folder of ``output_dir`` whose save finished, or None.
+
+    transformers writes a checkpoint in place with ``trainer_state.json`` last, so a run killed mid-save leaves a newer
+    folder without it; resuming from that one fails to load, or (weights there, no state) silently restarts at step 0.
+
+    Args:
+        output_dir: the run's ``--output_dir``.
+
+    Returns:
+        The checkpoint path, or None when there is no complete checkpoint.
+    """
+    found = [(int(m.group(1)), name) for name in os.listdir(output_dir)
+             if (m := _CHECKPOINT_RE.match(name)) and os.path.isdir(os.path.join(output_dir, name))]
+    for _, name in sorted(found, reverse=True):
+        path = os.path.join(output_dir, name)
+        if os.path.isfile(os.path.join(path, "trainer_state.json")):
+            return path
+        logger.warning("skipping %s: its save did not finish (no trainer_state.json)", path)
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -30,11 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     checked = check_data(script_args)
     trainer = build_trainer(script_args, training_args, model_args, checked)
 
-    from transformers.trainer_utils import get_last_checkpoint
-
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint is None and training_args.output_dir:
-        checkpoint = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        checkpoint = last_complete_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
         if checkpoint:
             logger.info("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)

@@ -5,7 +5,8 @@
   the server announced (and ``expected_size``/``checksum`` when given) before it is renamed to ``dest``, so ``dest``
   only ever exists complete.
 * :func:`safe_extract` refuses a whole archive when any entry is absolute, climbs out of the target folder
-  (zip-slip), or is a symlink, before writing anything. Each file is written to a temp name and renamed, so an
+  (zip-slip), is a symlink or other special file, is listed twice, is both a file and a folder, or when the sizes
+  it declares exceed the free disk space, before writing anything. Each file is written to a temp name and renamed, so an
   interrupted extraction leaves whole files only; a rerun skips files already present with the right size.
 * :func:`ensure_coco` puts a COCO year in place for ``vlmr1 data coco``: folders already there are used as they
   are, zips already there are extracted, anything else is downloaded from ``images.cocodataset.org`` (MD5-checked
@@ -52,7 +53,8 @@ class DownloadError(RuntimeError):
 
 
 class UnsafeArchiveError(ValueError):
-    """A zip holds an entry that would be written outside the target folder, or a symlink."""
+    """A zip holds an entry that would be written outside the target folder, a link or special file, duplicate or
+    conflicting entries, or declares more data than the disk can take."""
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -121,7 +123,10 @@ def _fetch_once(url: str, part: Path, timeout: float, progress: bool) -> int | N
         response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310 - http(s) URL from our caller
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:  # nothing left to fetch: the part is already whole (checked by the caller)
-            return None
+            # "bytes */TOTAL" lets the caller catch a part longer than the file (left by another download)
+            content_range = (e.headers.get("Content-Range") if e.headers else None) or ""
+            total = content_range.rsplit("/", 1)[-1].strip()
+            return int(total) if content_range.startswith("bytes */") and total.isdigit() else None
         raise
     with response:
         if offset and response.status != 206:  # the server ignored Range: start over
@@ -211,17 +216,46 @@ def download(url: str, dest: str | os.PathLike, *, expected_size: int | None = N
 
 
 def _check_member(info: zipfile.ZipInfo, root: Path) -> Path:
-    """Target path of one zip entry, or UnsafeArchiveError for absolute, escaping or symlink entries."""
+    """Target path of one zip entry, or UnsafeArchiveError for absolute, escaping, link or special-file entries."""
     name = info.filename
-    if (info.external_attr >> 16) & 0o170000 == stat.S_IFLNK:
+    kind = (info.external_attr >> 16) & 0o170000
+    if kind == stat.S_IFLNK:
         raise UnsafeArchiveError(f"entry {name!r} is a symlink; refusing the archive")
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):  # device, FIFO, socket: never in a data archive
+        raise UnsafeArchiveError(f"entry {name!r} is a special file (mode {kind:o}); refusing the archive")
     pure = PurePosixPath(name.replace("\\", "/"))
     if pure.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         raise UnsafeArchiveError(f"entry {name!r} has an absolute path; refusing the archive")
     target = (root / pure).resolve()
     if target != root and root not in target.parents:
         raise UnsafeArchiveError(f"entry {name!r} would be written outside {root}; refusing the archive")
+    if target == root and not info.is_dir():  # "a/..": its temp file would land next to root, outside it
+        raise UnsafeArchiveError(f"entry {name!r} is a file named like the target folder itself; refusing the archive")
     return target
+
+
+def _check_layout(zip_path, infos: list[zipfile.ZipInfo], targets: list[Path], root: Path) -> None:
+    """Refuse duplicate entries, a file where another entry needs a folder, and more data than the free space."""
+    files: set[Path] = set()
+    need = 0
+    for info, target in zip(infos, targets):
+        if info.is_dir():
+            continue
+        if target in files:  # which copy would win depended on the sizes: refuse rather than guess
+            raise UnsafeArchiveError(f"two entries extract to {target}; refusing the archive")
+        files.add(target)
+        if not (target.is_file() and target.stat().st_size == info.file_size):
+            need += info.file_size
+    folders = {parent for target in targets for parent in target.parents}
+    folders.update(target for info, target in zip(infos, targets) if info.is_dir())
+    clash = files & folders
+    if clash:
+        raise UnsafeArchiveError(f"{min(clash)} is both a file and a folder in the archive; refusing it")
+    # zipfile never returns more than an entry's declared size (a lie fails the CRC), so this bounds what is written
+    free = shutil.disk_usage(root).free
+    if need > free:
+        raise UnsafeArchiveError(f"{zip_path} declares {need} bytes to extract but {root} has only {free} free; "
+                                 "free some space (or extract elsewhere) and rerun")
 
 
 def safe_extract(zip_path: str | os.PathLike, target_dir: str | os.PathLike, *,
@@ -238,7 +272,8 @@ def safe_extract(zip_path: str | os.PathLike, target_dir: str | os.PathLike, *,
         The paths of the selected files (extracted now or already present).
 
     Raises:
-        UnsafeArchiveError: an entry is absolute, escapes ``target_dir`` or is a symlink (nothing is written).
+        UnsafeArchiveError: an entry is absolute, escapes ``target_dir``, is a link or special file, is listed twice
+            or is both a file and a folder, or the declared sizes exceed the free space (nothing is written).
         zipfile.BadZipFile: the archive is truncated or corrupt (a CRC mismatch included).
     """
     root = Path(target_dir).resolve()
@@ -246,6 +281,7 @@ def safe_extract(zip_path: str | os.PathLike, target_dir: str | os.PathLike, *,
     with zipfile.ZipFile(zip_path) as archive:
         infos = [i for i in archive.infolist() if select is None or select(i.filename)]
         targets = [_check_member(i, root) for i in infos]  # all checked before anything is written
+        _check_layout(zip_path, infos, targets, root)
         done = []
         for info, target in tqdm(list(zip(infos, targets)), desc=f"extract {Path(zip_path).name}", unit="file",
                                  disable=not progress, leave=False):
@@ -257,8 +293,12 @@ def safe_extract(zip_path: str | os.PathLike, target_dir: str | os.PathLike, *,
                 continue  # written by an earlier (interrupted) run: renamed into place only when complete
             target.parent.mkdir(parents=True, exist_ok=True)
             tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            with archive.open(info) as src, open(tmp, "wb") as dst:
-                shutil.copyfileobj(src, dst, CHUNK)
+            try:
+                with archive.open(info) as src, open(tmp, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+            except BaseException:
+                tmp.unlink(missing_ok=True)  # a corrupt entry (CRC, size) leaves no partial file behind
+                raise
             os.replace(tmp, target)
     return done
 

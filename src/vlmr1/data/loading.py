@@ -73,21 +73,38 @@ def pair_sources(data_file_paths, image_folders, reward_method=None) -> list[Sou
     return [SourceFile(f, d, methods[i] if methods else None) for i, (f, d) in enumerate(zip(files, folders))]
 
 
-def read_samples(source: SourceFile) -> list[tuple[int, Sample]]:
+def _utf8(text: str, path: str, line_no: int) -> str:
+    """The line unchanged, or a DataError when the file's bytes there are not UTF-8 (read with surrogateescape)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise DataError(path, line_no, f"not valid UTF-8 (a bad byte at column {e.start + 1})",
+                        "save the file as UTF-8") from None
+    return text
+
+
+def read_samples(source: SourceFile, errors: list[DataError] | None = None) -> list[tuple[int, Sample]]:
     """Parse every line of one jsonl file.
+
+    Args:
+        source: the file.
+        errors: when given, every bad line's DataError is appended here and the good lines are returned
+            (``vlmr1 data check`` lists them all); when None, the first bad lines are raised together.
 
     Returns:
         ``(line_number, sample)`` pairs; blank lines are skipped.
 
     Raises:
-        DataError: for a missing file, a ``.json`` array file, or the first bad lines (up to 20, all listed).
+        DataError: for a missing file, a ``.json`` array file, a file without lines, or (``errors`` None) the first
+            bad lines (up to 20, all listed).
     """
     path = source.path
     if not os.path.isfile(path):
         raise DataError(path, None, "data file not found", "check --data_file_paths (':'-separated)")
-    errors: list[str] = []
+    bad: list[DataError] = []
     samples: list[tuple[int, Sample]] = []
-    with open(path, encoding="utf-8") as f:
+    # utf-8-sig: a BOM written by Windows tools is not part of line 1; surrogateescape: a bad byte fails one line.
+    with open(path, encoding="utf-8-sig", errors="surrogateescape") as f:
         for line_no, text in enumerate(f, start=1):
             if not text.strip():
                 continue
@@ -96,14 +113,16 @@ def read_samples(source: SourceFile) -> list[tuple[int, Sample]]:
                                 "convert it: python -c \"import json,sys; [print(json.dumps(r)) for r in "
                                 f"json.load(open('{path}'))]\" > {os.path.splitext(path)[0]}.jsonl")
             try:
-                samples.append((line_no, parse_line(text, path, line_no)))
+                samples.append((line_no, parse_line(_utf8(text, path, line_no), path, line_no)))
             except DataError as e:
-                errors.append(str(e))
-                if len(errors) >= MAX_REPORTED_ERRORS:
+                bad.append(e)
+                if errors is None and len(bad) >= MAX_REPORTED_ERRORS:
                     break
-    if errors:
-        raise DataError(path, None, f"{len(errors)} bad line(s):\n" + "\n".join(errors))
-    if not samples:
+    if errors is not None:
+        errors.extend(bad)
+    elif bad:
+        raise DataError(path, None, f"{len(bad)} bad line(s):\n" + "\n".join(map(str, bad)))
+    if not samples and not bad:
         raise DataError(path, None, "the file has no samples", "add one JSON object per line")
     return samples
 
@@ -115,7 +134,7 @@ def check_image(path: str) -> str | None:
     try:
         with Image.open(path) as img:
             img.size  # noqa: B018 - the header parse is the check
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:  # a bomb: a header of 30000x30000
         return f"not a readable image ({type(e).__name__})"
     return None
 

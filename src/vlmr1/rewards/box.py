@@ -159,7 +159,10 @@ def first_size(sizes: Any) -> tuple[float, float] | None:
         sizes = sizes[0]
     if not isinstance(sizes, (list, tuple)) or len(sizes) != 2:
         raise ValueError(f"expected [w, h], got {sizes!r:.80}")
-    w, h = float(sizes[0]), float(sizes[1])
+    try:
+        w, h = float(sizes[0]), float(sizes[1])
+    except (TypeError, ValueError, OverflowError):  # None, "a", an integer beyond float range
+        raise ValueError(f"image size must be two numbers, got {sizes!r:.80}") from None
     if not (math.isfinite(w) and math.isfinite(h) and w > 0 and h > 0):
         raise ValueError(f"image size must be positive and finite, got {sizes!r:.80}")
     return w, h
