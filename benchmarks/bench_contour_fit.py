@@ -43,13 +43,15 @@ def _job(args) -> float:
     return encode_mask_rle(rle, rep, terms, fit)[1]
 
 
-def _serial(rles, rep, terms, fit, repeats) -> tuple[float, float]:
-    best, ious = float("inf"), None
+def _serial(rles, rep, terms, fit, repeats) -> tuple[float, float, float]:
+    """Mean IoU, masks/s (wall) and CPU ms per mask (less sensitive to other load), best of repeats."""
+    best, best_cpu, ious = float("inf"), float("inf"), None
     for _ in range(repeats):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         ious = [_job((r, rep, terms, fit)) for r in rles]
         best = min(best, time.perf_counter() - t)
-    return float(np.mean(ious)), len(rles) / best
+        best_cpu = min(best_cpu, time.process_time() - c)
+    return float(np.mean(ious)), len(rles) / best, 1e3 * best_cpu / len(rles)
 
 
 def _pooled(pool, rles, rep, terms, fit, repeats, workers) -> float:
@@ -81,23 +83,25 @@ def main(argv=None) -> int:
         pool.map(_job, [(rles[0], "radial", args.terms, "refined")] * args.workers * 2)  # warm workers
         for rep in ("parametric", "radial"):
             for fit in ("fast", "refined"):
-                iou, serial = _serial(rles, rep, args.terms, fit, args.repeats)
+                iou, serial, cpu = _serial(rles, rep, args.terms, fit, args.repeats)
                 pooled = _pooled(pool, rles, rep, args.terms, fit, args.repeats, args.workers)
-                rows[rep, fit] = (iou, serial, pooled)
+                rows[rep, fit] = (iou, serial, cpu, pooled)
                 print(f"  measured {rep:10s} {fit:7s}", file=sys.stderr)
 
     head = (
-        f"{'representation':14s} {'fit':8s} {'mean IoU':>8s} {'masks/s 1 proc':>15s} "
+        f"{'representation':14s} {'fit':8s} {'mean IoU':>8s} {'masks/s 1 proc':>15s} {'CPU ms/mask':>11s} "
         f"{'masks/s ' + str(args.workers) + ' workers':>18s} {'IoU - fast':>10s} {'speed / fast':>12s}"
     )
     print(head)
     print("-" * len(head))
-    for (rep, fit), (iou, serial, pooled) in rows.items():
-        f_iou, f_serial, f_pooled = rows[rep, "fast"]
+    for (rep, fit), (iou, serial, cpu, pooled) in rows.items():
+        f_iou, _, _, f_pooled = rows[rep, "fast"]
         print(
-            f"{rep:14s} {fit:8s} {iou:8.4f} {serial:15.0f} {pooled:18.0f} {iou - f_iou:+10.4f} "
+            f"{rep:14s} {fit:8s} {iou:8.4f} {serial:15.0f} {cpu:11.2f} {pooled:18.0f} {iou - f_iou:+10.4f} "
             f"{pooled / f_pooled:11.2f}x"
         )
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average during the run: {load:.1f} (timings assume an otherwise idle machine)")
     return 0
 
 

@@ -11,6 +11,7 @@ from _geometry_helpers import blob
 from vlmr1.geometry import (
     ParametricContour,
     RadialContour,
+    contour_from_json,
     encode_mask_rle,
     fit_contour,
     fit_parametric,
@@ -182,6 +183,15 @@ def test_parametric_from_json_rejects_garbage(d):
 def test_radial_from_json_rejects_garbage(d):
     with pytest.raises(ValueError):
         RadialContour.from_json_dict(d, terms=8)
+
+
+def test_contour_from_json_dispatch():
+    assert isinstance(contour_from_json({"x": [1.0] * 8, "y": [2.0] * 8}), ParametricContour)
+    assert isinstance(contour_from_json({"centre": [1, 2], "coeffs": [3.0] * 8}, "radial"), RadialContour)
+    with pytest.raises(ValueError):
+        contour_from_json({"x": [1.0] * 8, "y": [2.0] * 8}, "radial")
+    with pytest.raises(ValueError):
+        contour_from_json({"x": [1.0] * 8, "y": [2.0] * 8}, "polar")
 
 
 def test_from_json_accepts_ints_and_any_length_without_terms():

@@ -138,3 +138,36 @@ def test_outer_contour_single_pixel():
     c = outer_contour(m)
     assert signed_area(c) > 0
     np.testing.assert_array_equal(polygon_to_mask(c, 5, 5), m)
+
+
+@pytest.mark.parametrize(
+    "rle",
+    [
+        {"size": [10, 10], "counts": "garbage"},  # characters outside the alphabet
+        {"size": [10, 10], "counts": "\u00e9\u00e9"},  # not ASCII
+        {"size": [10, 10], "counts": "o"},  # ends inside a number: pycocotools would read past the string
+        {"size": [10, 10], "counts": ""},  # adds up to 0 pixels
+        {"size": [10, 10], "counts": [50, 60]},  # adds up to 110: pycocotools would write past the buffer
+        {"size": [10, 10], "counts": [-5, 105]},
+        {"size": [-1, 5], "counts": ""},
+        {"size": "big", "counts": ""},
+        {"counts": "x"},
+        "not an rle",
+    ],
+)
+def test_corrupt_rle_is_rejected_before_pycocotools(rle):
+    with pytest.raises(ValueError):
+        rle_to_mask(rle)
+
+
+def test_compressed_counts_match_pycocotools():
+    from pycocotools import mask as mask_utils
+
+    from vlmr1.geometry.masks import _compressed_counts
+
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        m = rng.random((int(rng.integers(1, 300)), int(rng.integers(1, 300)))) > rng.random()
+        rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
+        counts = _compressed_counts(rle["counts"])
+        assert counts.sum() == m.size and counts[1::2].sum() == m.sum()

@@ -15,7 +15,7 @@ from .boxes import (
     xyxy_to_xywh,
 )
 from .contour_fit import FITS, REPRESENTATIONS, encode_mask_rle, fit_contour, fit_parametric, fit_radial
-from .contours import DEFAULT_TERMS, ParametricContour, RadialContour
+from .contours import DEFAULT_TERMS, ParametricContour, RadialContour, contour_from_json
 from .masks import (
     largest_component,
     mask_iou,
@@ -39,6 +39,7 @@ __all__ = [
     "box_iou",
     "box_iou_pairwise",
     "clip_boxes",
+    "contour_from_json",
     "encode_mask_rle",
     "fit_contour",
     "fit_parametric",

@@ -157,7 +157,7 @@ def make_frame(mask: np.ndarray, max_side: int, bbox=None) -> Frame:
             return frame
         if f == 1:
             raise ValueError("cannot fit a contour to an empty mask")
-        f = 1  # a part thinner than one cell has no 0.5 level: fall back to full resolution
+        f = max(1, f // 2)  # parts thinner than half a cell have no 0.5 level: use finer cells
 
 
 def frame_from_rle(rle: dict, max_side: int) -> Frame:

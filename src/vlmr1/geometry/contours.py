@@ -27,7 +27,7 @@ from numpy.polynomial import chebyshev as cheb
 
 from .masks import polygon_to_mask
 
-__all__ = ["ParametricContour", "RadialContour", "MAX_ABS_COEFF", "DEFAULT_TERMS"]
+__all__ = ["ParametricContour", "RadialContour", "contour_from_json", "MAX_ABS_COEFF", "DEFAULT_TERMS"]
 
 DEFAULT_TERMS = 8
 # Coefficients are pixel offsets; anything beyond this is not an image coordinate.
@@ -79,7 +79,8 @@ def _mapping(d, keys: tuple[str, ...]) -> Mapping:
 
 
 def _rounded(a: np.ndarray, decimals: int | None) -> list[float]:
-    return [float(v) for v in (a if decimals is None else np.round(a, decimals))]
+    # + 0.0 turns the -0.0 that rounding can produce into 0.0
+    return [float(v) + 0.0 for v in (a if decimals is None else np.round(a, decimals))]
 
 
 def _check_scale(sx: float, sy: float) -> None:
@@ -233,3 +234,18 @@ class RadialContour:
             # the unclamped series stays smooth through r < 0, so it projects far better
             r2 = cheb.chebval(theta / np.pi, self.coeffs) * stretch
         return RadialContour(centre, cheb.chebfit(theta2 / np.pi, r2, self.terms - 1))
+
+
+def contour_from_json(d, representation: str = "parametric", terms: int | None = DEFAULT_TERMS):
+    """Validate an answer dict as the given representation ("parametric" or "radial").
+
+    Returns:
+        ParametricContour | RadialContour.
+    Raises:
+        ValueError: unknown representation or any invalid content (see ``from_json_dict``).
+    """
+    if representation == "parametric":
+        return ParametricContour.from_json_dict(d, terms)
+    if representation == "radial":
+        return RadialContour.from_json_dict(d, terms)
+    raise ValueError(f"representation must be 'parametric' or 'radial', got {representation!r}")

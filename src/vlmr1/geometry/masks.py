@@ -38,19 +38,86 @@ __all__ = [
 _FAR = 64.0
 
 
-def _as_rle(rle: Mapping) -> dict:
-    """A pycocotools-ready compressed RLE (counts as bytes) from a COCO RLE dict.
+def _compressed_counts(counts: bytes) -> np.ndarray:
+    """Decode COCO's compressed counts string (6-bit groups from chr 48, 5 value bits + a continuation bit, the
+    last group sign-extended, counts from the fourth on stored as deltas to the count two before).
 
-    Accepts compressed counts (str or bytes) and uncompressed counts (list of ints).
+    Vectorised (a per-byte Python loop cost ~0.1-0.5 ms per real mask, as much as the rest of a fast fit).
+
+    Returns:
+        (n,) int64 counts.
+    Raises:
+        ValueError: a character outside the alphabet, a truncated last count, a count outside [0, 2**32) or one
+            longer than 12 groups (60 bits, where pycocotools' own shifts overflow).
+    """
+    b = np.frombuffer(counts, dtype=np.uint8)
+    n = len(b)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    if b.min() < 48 or b.max() >= 112:
+        bad = int(np.argmax((b < 48) | (b >= 112)))
+        raise ValueError(f"RLE counts hold {chr(counts[bad])!r}, not a COCO compressed-RLE character")
+    c = b - np.uint8(48)
+    last = (c & 0x20) == 0  # the last group of a number has no continuation bit
+    if not last[-1]:
+        raise ValueError("RLE counts end in the middle of a number")
+    ends = np.flatnonzero(last)
+    if len(ends) == n:  # every number is one group: the common case
+        v = (c & 0x1F).astype(np.int64) - ((c & 0x10).astype(np.int64) << 1)
+    else:
+        starts = np.empty_like(ends)
+        starts[0] = 0
+        starts[1:] = ends[:-1] + 1
+        size = ends - starts + 1
+        if size.max() > 12:  # keeps the int64 shifts below exact
+            raise ValueError("RLE count is out of range")
+        pos = np.arange(n) - np.repeat(starts, size)
+        v = np.add.reduceat((c & 0x1F).astype(np.int64) << (5 * pos), starts)
+        v -= (c[ends] & 0x10).astype(np.int64) << (5 * size - 4)  # sign extension of the last group
+    out = v.copy()
+    out[1::2] = np.cumsum(v[1::2])  # out[i] = v[i] + out[i - 2] from i = 3 on
+    out[2::2] = np.cumsum(v[2::2])
+    if out.min() < 0 or out.max() >= 1 << 32:
+        raise ValueError("RLE count is out of range")
+    return out
+
+
+def _as_rle(rle: Mapping) -> dict:
+    """A pycocotools-ready compressed RLE (counts as bytes) from a COCO RLE dict, checked for consistency.
+
+    Accepts compressed counts (str or bytes) and uncompressed counts (list of ints). The counts must add up to
+    H * W: pycocotools trusts them, and corrupt ones make its C code hang or write past the (H, W) buffer.
+
+    Raises:
+        ValueError: not a mapping with 'size' and 'counts', or counts that do not describe an (H, W) mask.
     """
     if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
         raise ValueError("an RLE must be a mapping with 'size' and 'counts'")
-    h, w = (int(v) for v in rle["size"])
+    try:
+        h, w = (int(v) for v in rle["size"])
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"RLE size must be [H, W], got {rle['size']!r:.60}") from None
     counts = rle["counts"]
+    if h < 0 or w < 0:
+        raise ValueError(f"RLE size must not be negative, got {[h, w]}")
+    if isinstance(counts, str):
+        try:
+            counts = counts.encode("ascii")
+        except UnicodeEncodeError:
+            raise ValueError("RLE counts must be an ASCII string") from None
+    if isinstance(counts, list):
+        values = counts
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
+            raise ValueError("uncompressed RLE counts must be non-negative integers")
+    elif isinstance(counts, bytes):
+        values = _compressed_counts(counts)
+    else:
+        raise ValueError(f"RLE counts must be a string or a list of integers, got {type(counts).__name__}")
+    total = int(values.sum()) if isinstance(values, np.ndarray) else sum(values)
+    if total != h * w:
+        raise ValueError(f"RLE counts add up to {total} pixels, not H * W = {h * w}")
     if isinstance(counts, list):
         return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-    if isinstance(counts, str):
-        counts = counts.encode("ascii")
     return {"size": [h, w], "counts": counts}
 
 

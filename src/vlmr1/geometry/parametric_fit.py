@@ -3,20 +3,24 @@
 ``fast``: the outline is resampled at 128 points evenly spaced by arc length, from its topmost
 vertex clockwise, and projected onto N Chebyshev terms by least squares (t = -1 .. 1).
 
-``refined`` then
+``refined`` then takes steps along the IoU shape gradient: moving the boundary outward at a
+point changes IoU in proportion to ``m (1 + IoU) - IoU`` (m = mask coverage there), so each curve
+sample gets that as its desired normal move, projected onto the coefficients by damped weighted
+least squares (damped toward the least-squares fit, which keeps the parameterisation near arc
+length); the move is scaled by a trust region (grown on success, halved on failure) judged on the
+IoU of the rasterised polygon against the coverage raster. Only the part inside the image counts
+(answers are rasterised clipped), so where the image border cuts the object the outline may run
+outside it.
 
-1. takes a few Gauss-Newton steps that pull the decoded curve onto the outline: each curve
-   sample's residual is its signed distance to the tangent line at the nearest outline vertex
-   (a KD-tree query), with a weak pull back to the least-squares coefficients so that the
-   parameterisation, which the distance ignores, stays close to arc length;
-2. takes a few steps along the IoU shape gradient: moving the boundary outward at a point
-   changes IoU in proportion to ``m (1 + IoU) - IoU`` (m = mask coverage there), so each curve
-   sample gets that as its desired normal move, projected onto the coefficients by the same
-   damped least squares; the move is scaled by a trust region (grown on success, halved on
-   failure) judged on the IoU of the rasterised polygon against the coverage raster.
+Each step also pulls the curve's two ends, P(-1) and P(1), toward the outline's topmost point.
+That keeps the start-at-the-top convention tight (median start offset ~1% of the object's size,
+against 9% for plain least squares, whose ends need not meet) and also raises IoU: without it the
+ends, where Chebyshev terms are largest, dominate each step's size.
 
-The distance steps alone plateau near 0.85 mean IoU on real COCO masks (they reward hugging
-the outline, not area); the IoU steps add about 0.015.
+On the 759 real COCO masks this takes mean IoU from 0.79 to 0.88. Gauss-Newton steps on the
+distance to the outline (nearest-vertex point-to-tangent) before the IoU steps were tried and
+dropped: alone they plateau near 0.85 (they reward hugging the outline, not area) and as a
+first stage they lowered the final IoU.
 """
 
 from __future__ import annotations
@@ -26,19 +30,16 @@ from functools import lru_cache
 import numpy as np
 from numpy.polynomial import chebyshev as cheb
 from pycocotools import mask as mask_utils
-from scipy.spatial import cKDTree
 
 from ._frame import Frame, bilinear, resample_closed
 from .contours import ParametricContour
 
 WORK_SIDE = 64  # longer side of the working raster, in cells
 SAMPLES = 128  # points along the curve used by the fits
-GN_STEPS = 8  # Gauss-Newton steps onto the outline
-IOU_STEPS = 8  # IoU shape-gradient steps
+IOU_STEPS = 10  # IoU shape-gradient steps
 IOU_SAMPLES = 128  # polygon points rasterised to evaluate IoU in the trust-region test
 STEP_START, STEP_GROW, STEP_MAX, STEP_TRIES = 2.0, 1.5, 4.0, 3  # largest move of an IoU step, cells
-IMAGE_AWARE = True
-BORDER_FREE = True
+END_PIN = 0.02  # weight (x total arc length) pulling P(-1) and P(1) to the topmost outline point
 DAMPING = 1e-3  # pull toward the arc-length fit; keeps the parameterisation from drifting
 
 
@@ -49,13 +50,6 @@ def _basis(num: int, terms: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     v = cheb.chebvander(t, terms - 1)
     d = np.stack([cheb.chebval(t, cheb.chebder(np.eye(terms)[k])) for k in range(terms)], axis=1)
     return v, d, np.linalg.pinv(v)
-
-
-def _vertex_normals(line: np.ndarray) -> np.ndarray:
-    """Outward unit normals (n, 2) at the vertices of a closed clockwise line (n, 2)."""
-    d = np.roll(line, -1, axis=0) - np.roll(line, 1, axis=0)
-    n = np.stack([d[:, 1], -d[:, 0]], axis=1)  # (dy, -dx) points out for clockwise-on-screen
-    return n / np.maximum(np.hypot(n[:, 0], n[:, 1]), 1e-12)[:, None]
 
 
 def _curve(c, v, dv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,16 +65,21 @@ def _normal_jacobian(nrm, v) -> np.ndarray:
     return np.concatenate([nrm[:, :1] * v, nrm[:, 1:] * v], axis=1)
 
 
-def _solve(jac, w, rhs, c, c0, damping) -> np.ndarray:
-    """Damped weighted LS step d (N, 2): min sum w (J d - rhs)^2 + damping * sum w * |c + d - c0|^2.
+def _solve(jac, w, rhs, c, c0, damping, pin=None) -> np.ndarray:
+    """Damped weighted LS step d (N, 2): min sum w (J d - rhs)^2 + damping * sum w * |c + d - c0|^2,
+    plus optional extra rows ``pin = (J_e, w_e, rhs_e)``.
 
     Returns zeros when the system is degenerate (a collapsed curve), so the caller just stops moving.
     """
     n = c.shape[0]
-    jw = jac * w[:, None]
     lam = damping * w.sum()
+    jw = jac * w[:, None]
     a = jac.T @ jw + lam * np.eye(2 * n)
     g = jw.T @ rhs - lam * (c - c0).T.ravel()
+    if pin is not None:
+        pj, pw, pr = pin
+        a += pj.T @ (pj * pw[:, None])
+        g += pj.T @ (pw * pr)
     try:
         d = np.linalg.solve(a, g).reshape(2, n).T
     except np.linalg.LinAlgError:
@@ -88,48 +87,47 @@ def _solve(jac, w, rhs, c, c0, damping) -> np.ndarray:
     return d if np.isfinite(d).all() else np.zeros_like(c)
 
 
+def _end_pin(c, top, ends, weight):
+    """Rows pulling both ends of the curve, P(-1) and P(1), to the outline's topmost point."""
+    if weight <= 0:
+        return None
+    terms = c.shape[0]
+    z = np.zeros((2, terms))
+    jac = np.concatenate([np.concatenate([ends, z], axis=1), np.concatenate([z, ends], axis=1)])
+    rhs = np.concatenate([top[0] - ends @ c[:, 0], top[1] - ends @ c[:, 1]])
+    return jac, np.full(4, weight), rhs
+
+
 def _soft_iou(c, frame: Frame, v_eval) -> float:
-    """IoU of the decoded polygon with the mask, on the working raster (coverage-weighted)."""
+    """IoU of the decoded polygon, clipped to the image, with the mask on the working raster."""
     h, w = frame.part.shape
     # cell centres sit at integer coordinates, pycocotools' pixel centres at +0.5; the clamp only
     # bites on a diverged curve and keeps pycocotools' work bounded
     p = np.clip(v_eval @ c + 0.5, -max(h, w), 2 * max(h, w))
     inside = mask_utils.decode(mask_utils.frPyObjects([p.ravel().tolist()], h, w)[0])
-    area = float(np.dot(frame.valid_f, inside.ravel(order="F"))) if IMAGE_AWARE else float(np.count_nonzero(inside))
+    area = float(np.dot(frame.valid_f, inside.ravel(order="F")))  # polygon area inside the image
     inter = float(np.dot(frame.part_f, inside.ravel(order="F")))
     union = area + frame.total - inter
     return inter / union if union > 0 else 0.0
 
 
 def _refine(c: np.ndarray, frame: Frame) -> np.ndarray:
-    """Gauss-Newton onto the outline, then IoU shape-gradient ascent. c: (N, 2) in cells."""
+    """IoU shape-gradient ascent from the least-squares fit c: (N, 2) in cells."""
     terms = c.shape[0]
     v, dv, _ = _basis(SAMPLES, terms)
-    c0 = c.copy()
-    line = frame.line
-    normals = _vertex_normals(line)
-    tree = cKDTree(line)
-    # outline vertices on the image border are where the object is cut, not a true edge: no pull
-    u0, v0, u1, v1 = frame.bounds
-    free = (np.minimum(np.abs(line[:, 0] - u0), np.abs(line[:, 0] - u1)) < 0.25) | (
-        np.minimum(np.abs(line[:, 1] - v0), np.abs(line[:, 1] - v1)) < 0.25
-    )
-    pull = np.where(free, 0.0 if IMAGE_AWARE and BORDER_FREE else 1.0, 1.0)
-    for _ in range(GN_STEPS):
-        p, ds, _ = _curve(c, v, dv)
-        _, idx = tree.query(p)
-        n_hit = normals[idx]
-        r = np.einsum("ij,ij->i", p - line[idx], n_hit)  # signed distance to the outline's tangent
-        c = c + _solve(_normal_jacobian(n_hit, v), ds * pull[idx], -r, c, c0, DAMPING)
-
     v_eval = _basis(IOU_SAMPLES, terms)[0]
+    ends, top = v[[0, -1]], frame.line[0]
+    c0 = c.copy()
     best = _soft_iou(c, frame, v_eval)
     step = STEP_START
     for _ in range(IOU_STEPS):
         p, ds, nrm = _curve(c, v, dv)
         # d IoU / d(outward move) is proportional to m (1 + IoU) - IoU at each boundary point
-        force = bilinear(frame.part, p[:, 0], p[:, 1]) * (1.0 + best) - best * (bilinear(frame.valid, p[:, 0], p[:, 1]) if IMAGE_AWARE else 1.0)
-        d = _solve(_normal_jacobian(nrm, v), ds, force, c, c, DAMPING)
+        # (outside the image the polygon is clipped away, so moving there changes nothing)
+        m = bilinear(frame.part, p[:, 0], p[:, 1])
+        force = m * (1.0 + best) - best * bilinear(frame.valid, p[:, 0], p[:, 1])
+        pin = _end_pin(c, top, ends, END_PIN * ds.sum())
+        d = _solve(_normal_jacobian(nrm, v), ds, force, c, c0, DAMPING, pin)
         scale = 1.0 / max(float(np.abs(v @ d).max()), 1e-9)
         for _ in range(STEP_TRIES):  # trust region on the largest move: grow on success, halve on failure
             trial = c + d * (step * scale)

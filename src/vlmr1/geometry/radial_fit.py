@@ -7,15 +7,16 @@ its gradient O(sectors) to evaluate, so we can afford
 
 1. a centre search: the part's centroid plus a 5 x 5 grid of points inside the part, each given
    a few IoU-ascent steps on a coarse histogram (the centre decides which shapes are
-   star-shaped, which matters more than anything else for this representation: +0.04 mean IoU
-   over the centroid alone), then
+   star-shaped: on real COCO masks the search adds 0.025 mean IoU over refining at the
+   centroid alone), then
 2. IoU ascent on a finer histogram at the best centre.
 
 An ascent step moves every ray outward where the mask covers the outline point and inward where
 it does not (the sign of dIoU/dr_j, with the coverage sampled bilinearly because the histogram is
 too noisy per ray), projects that onto the N coefficients (weighted least squares) and keeps the
 largest of a few step sizes that improves the histogram IoU. Radii below 0 decode as 0, so the
-objective clamps them too.
+objective clamps them too. Area outside the image is not counted (answers are rasterised
+clipped to the image), so where the image border cuts the object the outline may run past it.
 
 ``fast`` is the plain recipe: centroid, r = outermost crossing of each ray with the contour,
 least squares.
@@ -28,7 +29,7 @@ from functools import lru_cache
 import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
-from ._frame import Frame, bilinear, resample_closed
+from ._frame import Frame, bilinear
 from .contours import RadialContour
 
 WORK_SIDE = 64  # longer side of the working raster, in cells
@@ -42,7 +43,6 @@ GRID = 5  # GRID x GRID candidate centres spread over +-GRID_SPAN of the part's 
 GRID_SPAN = 0.25
 STEP_CELLS = (2.0, 1.0, 0.5, 0.25)  # largest radius change of one ascent step, in cells
 DAMPING = 1e-3
-IMAGE_AWARE = True
 
 
 @lru_cache(maxsize=32)
@@ -54,16 +54,17 @@ def _basis(rays: int, terms: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _outer_radii(line: np.ndarray, centre: np.ndarray, rays: int) -> np.ndarray:
     """Largest distance from ``centre`` at which each ray crosses the closed line. Returns (rays,)."""
-    pts = resample_closed(line, max(4 * rays, int(4 * _perimeter(line))))
-    d = pts - centre
-    sector = np.rint((np.arctan2(d[:, 1], d[:, 0]) + np.pi) * (rays / (2 * np.pi))).astype(np.intp) % rays
+    # the line's vertices and edge midpoints (<= 0.75 cell apart), the farthest one in each ray's
+    # sector; sectors too thin to catch a point (near the centre) are filled in
+    pts = np.concatenate([line, 0.5 * (line + np.roll(line, -1, axis=0))]) - centre
+    sector = np.rint((np.arctan2(pts[:, 1], pts[:, 0]) + np.pi) * (rays / (2 * np.pi))).astype(np.intp) % rays
     r = np.full(rays, -1.0)
-    np.maximum.at(r, sector, np.hypot(d[:, 0], d[:, 1]))
-    return _fill_gaps(r[None])[0]
-
-
-def _perimeter(line: np.ndarray) -> float:
-    return float(np.hypot(*np.diff(np.vstack([line, line[:1]]), axis=0).T).sum())
+    np.maximum.at(r, sector, np.hypot(pts[:, 0], pts[:, 1]))
+    ok = r >= 0
+    if ok.all():
+        return r
+    idx = np.arange(rays)
+    return np.interp(idx, idx[ok], r[ok], period=rays)
 
 
 def _fill_gaps(r: np.ndarray) -> np.ndarray:
@@ -89,6 +90,9 @@ class _Polar:
                 each of area ``cell``.
             total: covered area of the whole mask (the IoU's other set).
             centres: (C, 2) candidate centres, cell coordinates.
+            rays, dr: angular sectors and radial bin width (cells) of the histogram.
+            terms: N, number of Chebyshev coefficients.
+            bounds: (4,) image rectangle u0, v0, u1, v1 in cell coordinates.
         """
         xs, ys, w, cell = points
         self.part, self.centres = part, centres
@@ -112,7 +116,7 @@ class _Polar:
         outer = np.where(inside.any(axis=1), (last + 0.5) * dr + 0.5, -1.0).reshape(len(centres), rays)
         self.outer = _fill_gaps(outer)
         self.dr, self.rmax, self.total = dr, (nb - 1e-6) * dr, total
-        self.exit = _exit_distances(centres, self.cos, self.sin, bounds) if IMAGE_AWARE else np.full((len(centres), rays), np.inf)
+        self.exit = _exit_distances(centres, self.cos, self.sin, bounds)
         self.dtheta = 2.0 * np.pi / rays
         self.v, self.pinv = _basis(rays, terms)
 
