@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from accelerate.utils import gather_object
 from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 
@@ -18,7 +19,10 @@ class VLMGRPOTrainer(GRPOTrainer):
     Extensions, each one overridden method:
 
     - ``_generate``: text-only rows mixed with image rows. TRL 1.16 marks a prompt without images as ``None`` in the
-      image list it hands back, and the processor then rejects the batch; an empty list is what it accepts.
+      image list it hands back, and the processor then rejects the batch; an empty list is what it accepts. And
+      under data parallelism TRL gathers the batch's images for its completion logs only on ranks whose batch has
+      images, so a rank with a text-only batch leaves the others waiting forever: images are logged only for
+      steps where every rank has some.
     - ``_get_per_token_logps_and_entropies``: ``--shared_prefix`` (see ``vlmr1.training.shared_prefix``): each
       group's images and prompt run once, its G completions against them, for the old/ref log-probs and the
       training forward+backward alike.
@@ -30,6 +34,9 @@ class VLMGRPOTrainer(GRPOTrainer):
         *head, images, tool_images = super()._generate(prompts)
         if images is not None:
             images = [image_list or [] for image_list in images]
+        if self.accelerator.num_processes > 1:
+            every_rank_has_images = all(gather_object([images is not None]))
+            self.log_multimodal = self.args.log_multimodal and every_rank_has_images
         return (*head, images, tool_images)
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, batch_size=None,
