@@ -42,3 +42,38 @@ def test_placeholder_count_mismatch_is_refused():
     assert collapse_image_runs([1, 9, 9, 9, 2, 9, 9, 3], {9}) == [1, 9, 2, 9, 3]
     with pytest.raises(ValueError, match="2 image\\(s\\) but 1 image placeholder"):
         vllm_prompt_ids([[1, 9, 9, 9, 9, 3]], [["a", "b"]], "colocate", {9})
+
+
+class RecordingVLLM:
+    """Stands in for TRL's vLLM generation object (vLLM does not install on this CPU machine): records its input."""
+
+    def __init__(self):
+        self.prompts = None
+
+    def generate(self, prompts, images, num_generations, profiler=None):
+        self.prompts = prompts
+        return prompts, [[7, 8]] * len(prompts), [[[-0.1], [-0.2]]] * len(prompts), None
+
+    def sync_weights(self):
+        pass
+
+
+def test_trainer_sends_vllm_one_placeholder_per_image(processor, tiny_qwen25vl_dir, tmp_path):
+    from datasets import Dataset
+
+    from vlmr1.models import get_family
+    from vlmr1.training.config import VLMR1GRPOConfig
+    from vlmr1.training.trainer import VLMGRPOTrainer
+
+    model = get_family(tiny_qwen25vl_dir).load(tiny_qwen25vl_dir)
+    args = VLMR1GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=2, num_generations=2,
+                           report_to="none", gradient_checkpointing=False)
+    trainer = VLMGRPOTrainer(model=model, reward_funcs=[lambda completions, **kw: [0.0] * len(completions)],
+                             args=args, train_dataset=Dataset.from_dict({"prompt": ["x", "y"]}),
+                             processing_class=processor)
+    recorder = RecordingVLLM()
+    trainer.use_vllm, trainer.vllm_generation, trainer.args.vllm_mode = True, recorder, "colocate"
+    trainer._last_loaded_step = trainer.state.global_step
+    expanded, plain, images = expanded_and_plain(processor, 2)
+    completion_ids, _ = trainer._generate_single_turn([expanded, expanded], [images, images], {}, 2)
+    assert recorder.prompts == [plain, plain] and completion_ids == [[7, 8], [7, 8]]

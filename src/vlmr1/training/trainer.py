@@ -9,6 +9,8 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 
 from vlmr1.training import shared_prefix as sp
+from vlmr1.training.shared_prefix_generate import prefill_once_generate
+from vlmr1.training.vllm_inputs import vllm_prompt_ids
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +29,8 @@ class VLMGRPOTrainer(GRPOTrainer):
       group's images and prompt run once, its G completions against them, for the old/ref log-probs and the
       training forward+backward alike.
     - ``_generate_single_turn``: ``--shared_prefix`` for transformers generation: each distinct prompt is prefilled
-      once and its cache copied to the G rows, then TRL's own generate call samples as before.
+      once and its cache copied to the G rows, then TRL's own generate call samples as before. With vLLM in
+      colocate mode, the prompts go to vLLM with one placeholder per image (``vlmr1.training.vllm_inputs``).
     """
 
     def _generate(self, prompts: list):
@@ -80,6 +83,9 @@ class VLMGRPOTrainer(GRPOTrainer):
         model and cuts completions at EOS). vLLM, continuous batching and tool images go to ``super()`` as is.
         """
         unwrapped = self.accelerator.unwrap_model(self.model_wrapped)
+        if self.use_vllm and images is not None:  # TRL issue #6294: vLLM would expand the images a second time
+            placeholders = {getattr(unwrapped.config, k, None) for k in ("image_token_id", "video_token_id")} - {None}
+            prompt_ids = vllm_prompt_ids(prompt_ids, images, self.args.vllm_mode, placeholders)
         reason = self._shared_prefix_reason(unwrapped)
         if self.use_vllm:
             reason = reason or "vLLM generates the completions"
@@ -93,7 +99,7 @@ class VLMGRPOTrainer(GRPOTrainer):
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)
         num_images = [len(image_list) if image_list else 0 for image_list in images]
-        with sp.prefill_once_generate(unwrapped, num_images, note=lambda why: self._note_stock_path("generation", why)):
+        with prefill_once_generate(unwrapped, num_images, note=lambda why: self._note_stock_path("generation", why)):
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)
 
