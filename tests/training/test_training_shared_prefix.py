@@ -38,18 +38,26 @@ def assert_same(trainer, batch, batch_size=None, grad=True):
     return stock, shared
 
 
-@pytest.mark.parametrize("prompts", [SINGLE, MULTI], ids=["single_image", "multi_image_and_text_only"])
+TEXT = [("What is two plus two?", [], 0), ("Name three colours that appear in a rainbow.", [], 0)]
+
+
+@pytest.mark.parametrize("prompts", [SINGLE, MULTI, TEXT], ids=["single_image", "multi_image_and_text_only",
+                                                                 "text_only"])
 def test_qwen25vl_logps_and_gradients_match_stock(trainer25, prompts):
-    batch = grpo_batch(trainer25.processing_class, prompts, group_size=4, completion_len=10)
+    batch = grpo_batch(trainer25.processing_class, prompts, group_size=3, completion_len=8)
     assert batch["attention_mask"][:, 0].min() == 0  # prompts of different lengths: left padding
     stock, _ = assert_same(trainer25, batch)
-    assert any("visual" in n for n in stock[2]) and any("language_model" in n for n in stock[2])
+    assert any("language_model" in n for n in stock[2])
+    assert any("visual" in n for n in stock[2]) == (prompts is not TEXT)
 
 
 def test_chunked_no_grad_call_matches_stock(trainer25):
-    # Old/ref log-probs: no grad, chunks of whole groups of at most batch_size rows.
-    batch = grpo_batch(trainer25.processing_class, SINGLE + MULTI, group_size=2, completion_len=6, seed=3)
-    assert_same(trainer25, batch, batch_size=4, grad=False)
+    # Old/ref log-probs: no grad, chunks of whole groups of at most batch_size rows. With groups of 2 and
+    # batch_size 3 each group is a chunk, one of them text-only (TRL's own 3-row chunks all hold an image: TRL
+    # 1.16 fails on an image-less chunk of an image batch).
+    batch = grpo_batch(trainer25.processing_class, SINGLE + MULTI, group_size=2, completion_len=6, seed=3,
+                       shuffle=False)
+    assert_same(trainer25, batch, batch_size=3, grad=False)
 
 
 def test_gradient_checkpointing_matches_stock(tiny_qwen25vl_dir, tmp_path):
@@ -114,3 +122,21 @@ def test_unsupported_settings_fall_back_with_one_log_line(tiny_qwen25vl_dir, tmp
             trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep, **b)
     lines = [r.getMessage() for r in caplog.records if "reentrant" in r.getMessage()]
     assert len(lines) == 1 and "stock path" in lines[0]
+
+
+def test_preallocated_generation_cache_grows_as_the_dynamic_cache():
+    from transformers.cache_utils import DynamicLayer
+
+    from vlmr1.training.shared_prefix_generate import _PreallocatedLayer
+
+    gen = torch.Generator().manual_seed(0)
+    keys, values = torch.randn(3, 2, 5, 4, generator=gen), torch.randn(3, 2, 5, 4, generator=gen)
+    ours, stock = _PreallocatedLayer(keys, values, capacity=2), DynamicLayer()
+    stock.update(keys, values)
+    for step in range(5):  # beyond the capacity: a fresh buffer
+        if step == 3:  # reordered from outside, as beam search does
+            for layer in (ours, stock):
+                layer.batch_select_indices(torch.tensor([2, 0, 1]))
+        new = torch.randn(3, 2, 1, 4, generator=gen), torch.randn(3, 2, 1, 4, generator=gen)
+        assert all(torch.equal(a, b) for a, b in zip(ours.update(*new), stock.update(*new)))
+    assert ours.get_seq_length() == stock.get_seq_length() == 10

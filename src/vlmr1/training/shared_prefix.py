@@ -16,7 +16,8 @@ the vision tower and the whole prompt G times. Here, per call:
    indices where the stock forward uses 1-D positions.
 
 The caches store nothing during the completion pass, so a layer replayed by (non-reentrant) gradient checkpointing
-sees the same keys/values; ``cache_through_checkpointing`` tells the decoder layers so.
+sees the same keys/values; ``cache_through_checkpointing`` tells the decoder layers so. Rollouts use the same pieces
+in ``vlmr1.training.shared_prefix_generate``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 
 import torch
-from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
+from transformers.cache_utils import Cache, DynamicLayer
 
 # Families whose forward takes a cache with explicit 3-D positions (checked against transformers 5.24).
 SUPPORTED_MODEL_TYPES = frozenset({"qwen2_5_vl", "qwen2_vl"})
@@ -102,10 +103,12 @@ def _same_pixels(pixel_values: torch.Tensor, a: tuple, b: tuple) -> bool:
 
 
 def select_images(pixel_values, image_grid_thw, num_images, rows: list[int]):
-    """The pixel rows and grids of ``rows``' images, in that order; (None, None) without images."""
+    """The pixel rows and grids of ``rows``' images, in that order; (None, None) when they have none."""
     if pixel_values is None:
         return None, None
     spans = image_spans(image_grid_thw, num_images)
+    if all(spans[r][0] == spans[r][1] for r in rows):  # text-only prompts: no (empty) image batch for the model
+        return None, None
     pixels = [pixel_values[spans[r][2]:spans[r][3]] for r in rows]
     grids = [image_grid_thw[spans[r][0]:spans[r][1]] for r in rows]
     return torch.cat(pixels), torch.cat(grids)
@@ -186,11 +189,6 @@ def shared_prefix_cache(prefix_kv, rows: torch.Tensor) -> Cache:
     return Cache(layers=[_SharedPrefixLayer(k, v, rows) for k, v in prefix_kv])
 
 
-def expanded_dynamic_cache(prefix_kv, rows: torch.Tensor) -> DynamicCache:
-    """A regular growing cache (for ``generate``) holding ``rows``' copies of the prompt keys/values."""
-    return DynamicCache([(k.index_select(0, rows), v.index_select(0, rows)) for k, v in prefix_kv])
-
-
 def chunk_groups(groups: PromptGroups, batch_size: int | None) -> list[list[int]]:
     """Split the groups into chunks of at most ``batch_size`` rows (a larger group makes a chunk of its own)."""
     sizes = torch.bincount(groups.row_to_group, minlength=groups.num_groups).tolist()
@@ -266,62 +264,6 @@ def _chunk_forward(model, backbone, input_ids, attention_mask, logits_to_keep, g
                  cache=shared_prefix_cache(prefix_kv, to_prompt), labels=labels, fused_lm_head=True)
 
 
-@contextmanager
-def prefill_once_generate(model, num_images: list[int], note=None):
-    """Within the block, ``model.generate`` prefills each distinct prompt once and samples from copies of its cache.
-
-    The stock call prefills all B = (prompts x G) rows. Here the distinct prompts but their last token run once
-    (``run_prefix``), the keys/values are copied to the B rows, and the original ``generate`` goes on from that cache
-    with the full (B, prompt_len) ids, mask and the prompts' own positions: it processes the last prompt token of
-    every row and then samples exactly as the stock call does (same logits processors, one draw per row and step).
-    Calls it cannot serve this way (no images, every prompt distinct) go to the original ``generate`` unchanged.
-
-    Args:
-        model: the unwrapped model TRL generates with (possibly PEFT-wrapped).
-        num_images: images per row of the batch about to be generated.
-        note: called with the reason whenever a call goes to the original ``generate``.
-    """
-    original, had_own = model.generate, "generate" in vars(model)
-    backbone = backbone_of(model)
-
-    def generate(input_ids=None, attention_mask=None, pixel_values=None, image_grid_thw=None, mm_token_type_ids=None,
-                 **kwargs):
-        call = dict(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
-                    image_grid_thw=image_grid_thw, mm_token_type_ids=mm_token_type_ids, **kwargs)
-        reason = None
-        if pixel_values is None or image_grid_thw is None or mm_token_type_ids is None:
-            reason = "the batch has no images (or no image_grid_thw / mm_token_type_ids)"
-        reason = reason or prompt_end_reason(input_ids, attention_mask, mm_token_type_ids)
-        if reason is None:
-            groups = find_prompt_groups(input_ids, attention_mask, mm_token_type_ids, pixel_values, image_grid_thw,
-                                        num_images)
-            if groups.num_groups == input_ids.size(0):
-                reason = "every prompt of the batch is distinct"
-        if reason is not None:
-            if note is not None:
-                note(reason)
-            return original(**call)
-        firsts = groups.first_rows
-        pixels, grids = select_images(pixel_values, image_grid_thw, num_images, firsts)
-        positions = prompt_positions(backbone, input_ids[firsts], attention_mask[firsts], mm_token_type_ids[firsts],
-                                     grids, mrope=True)
-        prefix_kv = run_prefix(backbone, input_ids[firsts, :-1], attention_mask[firsts, :-1], positions[..., :-1],
-                               mm_token_type_ids[firsts, :-1], pixels, grids)
-        rows = groups.row_to_group
-        cache = expanded_dynamic_cache(prefix_kv, rows)
-        return original(input_ids=input_ids, attention_mask=attention_mask, cache=cache,
-                        position_ids=positions.index_select(1, rows), **kwargs)
-
-    model.generate = generate
-    try:
-        yield
-    finally:
-        if had_own:
-            model.generate = original
-        else:
-            del model.generate  # the class's method again
-
-
 def prompt_end_reason(input_ids, attention_mask, mm_token_type_ids=None, prompt_len: int | None = None) -> str | None:
     """Why the prompts' last column cannot start the completion pass, or None (it must be a real, text token)."""
     last = (prompt_len or input_ids.size(1)) - 1
@@ -356,12 +298,14 @@ def forward_reason(model, input_ids, attention_mask, logits_to_keep, *, compute_
         return f"inputs {others} are not supported"
     if pixel_values is not None and (image_grid_thw is None or num_images is None):
         return "images come without image_grid_thw / num_images"
-    if not 0 < logits_to_keep < input_ids.size(1):
-        return "there is no prompt to share"
+    if not 0 < logits_to_keep < input_ids.size(1) - 1:
+        return "the prompts are shorter than two tokens"
     if reentrant_checkpointing and torch.is_grad_enabled():
         return "reentrant gradient checkpointing would drop the prompt's gradients"
-    vision_ids = [t for t in (model.config.image_token_id, model.config.video_token_id) if t is not None]
-    completion = input_ids[:, -logits_to_keep:]
-    if bool(torch.isin(completion, torch.tensor(vision_ids, device=completion.device)).any()):
+    # Image placeholders in a completion (tool images) need pixels there; other tokens are text to both paths.
+    in_completion = input_ids[:, -logits_to_keep:] == model.config.image_token_id
+    if mm_token_type_ids is not None:
+        in_completion |= mm_token_type_ids[:, -logits_to_keep:] != 0
+    if bool(in_completion.any()):
         return "completions hold image tokens (tool images)"
     return prompt_end_reason(input_ids, attention_mask, mm_token_type_ids, input_ids.size(1) - logits_to_keep)
