@@ -1,5 +1,6 @@
 """The ``vlmr1`` command: thin subcommands that call into the packages.
 
+    vlmr1 demo --output_dir DIR   the whole pipeline on a CPU in minutes, with a report
     vlmr1 train ...               GRPO training (all TRL GRPOConfig flags, or --config recipe.yaml)
     vlmr1 eval ...                batched evaluation with per-file metrics and a report
     vlmr1 data <command> ...      make, convert or check datasets (coco, refcoco, shapes, gui-synthetic, check)
@@ -67,6 +68,12 @@ def _draw(argv: list[str]) -> None:
     main(argv)
 
 
+def _demo(argv: list[str]) -> None:
+    from vlmr1.demo import main
+
+    main(argv)
+
+
 def _rewards(argv: list[str]) -> None:
     from vlmr1.rewards import ACCURACY_METHODS, REWARD_REGISTRY
 
@@ -78,6 +85,8 @@ def _rewards(argv: list[str]) -> None:
 
 
 COMMANDS = {
+    "demo": (_demo, "the main job on a CPU: shapes data, SFT, GRPO, evaluation and an HTML report"),
+    "demo": (_demo, "the main job on a CPU: shapes data, SFT, GRPO, evaluation and an HTML report"),
     "train": (_train, "GRPO training on jsonl data (every TRL GRPOConfig flag; --config recipe.yaml)"),
     "data": (_data, "make, convert or check datasets: coco, refcoco, shapes, gui-synthetic, check"),
     "eval": (_eval, "evaluate a model on jsonl data: metrics.json, predictions.jsonl, report.md"),
