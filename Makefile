@@ -12,11 +12,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+# The main job: tiny model, shapes data, SFT then GRPO, evaluation before/after each, runs/demo/report.html.
 demo: $(STAMP)
-	$(BIN)/vlmr1 tiny-model --arch qwen2_5_vl --output runs/demo/tiny-model
-	$(BIN)/vlmr1 train --config recipes/demo/examples_grpo.yaml \
-		--model_name_or_path runs/demo/tiny-model --output_dir runs/demo/grpo
-	@echo "demo finished: model and logs in runs/demo/grpo"
+	$(BIN)/vlmr1 demo --output_dir runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests
