@@ -14,9 +14,9 @@ from vlmr1.data.loading import SourceFile, load_sources
 from vlmr1.geometry import ParametricContour, RadialContour, rle_area, rle_to_mask
 from vlmr1.rewards.mask import seg_score
 
-SAMPLES = Path("/work/shared/data/coco-samples")
-if not SAMPLES.is_dir():  # the same files, wherever the checkout's shared data lives
-    SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-samples"
+# CI lays shared/ beside the clone; developers' machines have it at /work/shared.
+SAMPLES = next((p for p in (Path(__file__).resolve().parents[3] / "shared/data/coco-samples", Path("/work/shared/data/coco-samples"))
+                if p.is_dir()), Path("/work/shared/data/coco-samples"))
 pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared COCO samples not available")
 
 

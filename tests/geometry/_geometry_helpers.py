@@ -9,7 +9,9 @@ import numpy as np
 
 from vlmr1.geometry import polygon_to_mask, rle_area
 
-DATA = Path("/work/shared/data/coco-samples")
+# CI lays shared/ beside the clone; developers' machines have it at /work/shared.
+DATA = next((p for p in (Path(__file__).resolve().parents[3] / "shared/data/coco-samples",
+                         Path("/work/shared/data/coco-samples")) if p.is_dir()), Path("/work/shared/data/coco-samples"))
 MIN_AREA = 64
 
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SAMPLES = Path("/work/shared/data/coco-samples")
-if not SAMPLES.is_dir():  # the same files, wherever the checkout's shared data lives
-    SAMPLES = ROOT / "shared" / "data" / "coco-samples"
+# CI lays shared/ beside the clone; developers' machines have it at /work/shared.
+SAMPLES = next((p for p in (ROOT.parent / "shared/data/coco-samples", Path("/work/shared/data/coco-samples"))
+                if p.is_dir()), Path("/work/shared/data/coco-samples"))
 EXAMPLES = ROOT / "examples"
 
 

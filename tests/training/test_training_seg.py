@@ -10,9 +10,9 @@ import vlmr1.rewards.mask  # noqa: F401  (registers seg_iou / seg_format until r
 from vlmr1.data.coco import main as coco_main
 from vlmr1.train import main as train_main
 
-SAMPLES = Path("/work/shared/data/coco-samples")
-if not SAMPLES.is_dir():
-    SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "coco-samples"
+# CI lays shared/ beside the clone; developers' machines have it at /work/shared.
+SAMPLES = next((p for p in (Path(__file__).resolve().parents[3] / "shared/data/coco-samples", Path("/work/shared/data/coco-samples"))
+                if p.is_dir()), Path("/work/shared/data/coco-samples"))
 pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared COCO samples not available")
 
 
