@@ -84,7 +84,7 @@ def test_num_samples_takes_the_first_lines_of_each_file(tiny_qwen25vl_dir, tmp_p
     assert all(p["prediction"] == by_source[p["source"]] for p in predictions)
 
 
-@pytest.mark.slow  # two fresh interpreters: ~15 s on 2 cores
+# two fresh interpreters (~15 s): data-parallel eval is part of the contract
 def test_torchrun_shards_and_rank0_writes_the_same_results(tiny_qwen25vl_dir, tmp_path, full_run):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
