@@ -9,7 +9,10 @@ was allocated before it: ``torch.cuda.max_memory_allocated`` on GPU, the residen
 RSS). Prints medians and ratios as a table; where a target is missed, a ``torch.profiler`` summary of both.
 
     python benchmarks/bench_grpo_step.py            # small CPU case (a ~4M-parameter Qwen2.5-VL)
+    python benchmarks/bench_grpo_step.py --threads 1  # the same on cores other processes share (steadier times)
     python benchmarks/bench_grpo_step.py --gpu      # Qwen2.5-VL-3B shapes, random weights, bf16, one GPU
+
+On CPU the table also gives process CPU time; it stays close to wall time unless other processes take the cores.
 """
 
 from __future__ import annotations
@@ -238,7 +241,10 @@ def main():
     parser.add_argument("--gradient_checkpointing", action=argparse.BooleanOptionalAction, default=None,
                         help="checkpoint layers in both trainers (default: on for --gpu, off for the CPU case)")
     parser.add_argument("--profile", action="store_true", help="print the profiler summaries even when on target")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("vlmr1").setLevel(logging.INFO)  # shows any fallback to the stock path
     case = GPU if args.gpu else SMALL
@@ -261,7 +267,7 @@ def main():
         image_tokens = int((inputs["mm_token_type_ids"] == 1).sum(1)[0])
         params = sum(p.numel() for p in model.parameters())
         print(f"case: {case.name}; {params / 1e6:.1f}M parameters, {case.dtype}, device {case.device}, "
-              f"gradient checkpointing {'on' if checkpointing else 'off'}")
+              f"{torch.get_num_threads()} CPU threads, gradient checkpointing {'on' if checkpointing else 'off'}")
         print(f"batch: {case.prompts} prompts x G={case.group_size}; prompt {prompt_len} tokens "
               f"({image_tokens} image tokens), completions {inputs['completion_ids'].size(1)} tokens")
 

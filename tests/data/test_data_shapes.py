@@ -9,7 +9,17 @@ import numpy as np
 import pytest
 
 from vlmr1.data.loading import load_sources, pair_sources
-from vlmr1.data.shapes import COLORS, KINDS, STAR_SHAPED_KINDS, Shape, describe, generate, main, make_scene, render_shape
+from vlmr1.data.shapes import (
+    COLORS,
+    KINDS,
+    STAR_SHAPED_KINDS,
+    Shape,
+    describe,
+    generate,
+    main,
+    make_scene,
+    render_shape,
+)
 from vlmr1.geometry import ParametricContour, mask_iou, rle_to_mask
 from vlmr1.models import resized_input_size
 
@@ -131,6 +141,14 @@ def test_scene_shapes_are_disjoint_and_coloured():
         assert total.max() == 1
         for s in shapes:
             assert (image[s.mask] == COLORS[s.color]).all()
+
+
+def test_solo_images_hold_one_large_shape_and_background_is_fixed():
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        image, shapes = make_scene(rng, 112, 1, 3, background=225, solo=1.0)
+        assert len(shapes) == 1 and shapes[0].radius > 20
+        assert (image[~shapes[0].mask] == 225).all()
 
 
 def test_main_writes_both_splits(tmp_path, capsys):

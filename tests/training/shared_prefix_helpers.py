@@ -86,8 +86,11 @@ def grpo_batch(processor, prompts, group_size: int, completion_len: int, seed: i
     return batch
 
 
-def forward(trainer, batch: dict, shared: bool, grad: bool = True, batch_size=None, model=None):
-    """Log-probs, entropies and parameter gradients of a fixed weighted sum of both, stock or shared path."""
+def forward(trainer, batch: dict, shared: bool, grad: bool = True, batch_size=None, model=None, expect_shared=None):
+    """Log-probs, entropies and parameter gradients of a fixed weighted sum of both, with ``--shared_prefix shared``.
+
+    Fails unless the shared path ran exactly when ``expect_shared`` (default: ``shared``).
+    """
     trainer.args.shared_prefix = shared
     model = model if model is not None else trainer.model
     model.zero_grad(set_to_none=True)
@@ -104,7 +107,8 @@ def forward(trainer, batch: dict, shared: bool, grad: bool = True, batch_size=No
                 **batch)
     finally:
         sp.shared_prefix_logps = shared_logps
-    assert len(calls) == int(shared), "the shared path was expected" if shared else "the stock path was expected"
+    expect_shared = shared if expect_shared is None else expect_shared
+    assert len(calls) == int(expect_shared), f"the {'shared' if expect_shared else 'stock'} path was expected"
     grads = {}
     if grad:
         weights = torch.randn(logps.shape, generator=torch.Generator().manual_seed(1))

@@ -107,20 +107,20 @@ def test_generation_prefills_each_prompt_once_and_samples_as_stock(trainer25, mo
     assert len({tuple(c) for c in results[True][0][:4]}) > 1  # and they are sampled, not copies
 
 
-def test_unsupported_settings_fall_back_with_one_log_line(tiny_qwen25vl_dir, tmp_path, caplog):
-    trainer = make_trainer(tiny_qwen25vl_dir, tmp_path, gradient_checkpointing_kwargs={"use_reentrant": True})
-    trainer.model.activation_checkpointing_enable(trainer.args.gradient_checkpointing_kwargs)
-    trainer.model.train()
+@pytest.mark.parametrize("model_dir, settings, reason", [
+    ("tiny_qwen25vl_dir", {"gradient_checkpointing_kwargs": {"use_reentrant": True}}, "reentrant"),
+    ("tiny_qwen3vl_dir", {}, "model type 'qwen3_vl'"),
+], ids=["reentrant_checkpointing", "unsupported_family"])
+def test_unsupported_settings_fall_back_with_one_log_line(model_dir, settings, reason, request, tmp_path, caplog):
+    trainer = make_trainer(request.getfixturevalue(model_dir), tmp_path, **settings)
+    if settings:
+        trainer.model.activation_checkpointing_enable(trainer.args.gradient_checkpointing_kwargs)
+        trainer.model.train()
     batch = grpo_batch(trainer.processing_class, SINGLE, group_size=2, completion_len=4)
-    trainer.args.shared_prefix = True
     with caplog.at_level(logging.INFO, logger="vlmr1.training.trainer"):
         for _ in range(2):
-            forward(trainer, batch, shared=False, grad=True)  # shared=False asserts the stock path ran
-            trainer.args.shared_prefix = True
-            b = dict(batch)
-            ids, mask, keep = b.pop("input_ids"), b.pop("attention_mask"), b.pop("logits_to_keep")
-            trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, keep, **b)
-    lines = [r.getMessage() for r in caplog.records if "reentrant" in r.getMessage()]
+            forward(trainer, batch, shared=True, expect_shared=False)
+    lines = [r.getMessage() for r in caplog.records if reason in r.getMessage()]
     assert len(lines) == 1 and "stock path" in lines[0]
 
 

@@ -9,9 +9,10 @@
      "mask": {"size": [H, W], "counts": "..."}, "bbox": [x1, y1, x2, y2], "category": "ellipse",
      "phrase": "the large blue ellipse on the left", "fit_iou": 0.96}
 
-Each image holds 1-4 non-overlapping shapes: ellipses, triangles, squares, hexagons, five-pointed stars (all
-star-shaped) and crescents (not star-shaped). A phrase names colour and kind and adds size or position words until
-exactly one shape in the image fits it. The answer is the parametric Chebyshev contour that ``vlmr1.geometry``
+Each image holds 1-4 non-overlapping shapes (``--max_shapes``): ellipses, triangles, squares, hexagons,
+five-pointed stars (all star-shaped) and crescents (not star-shaped); with ``--solo P`` a share P of the images
+holds one large shape instead. A phrase names colour and kind and adds size or position words until exactly one
+shape in the image fits it. The answer is the parametric Chebyshev contour that ``vlmr1.geometry``
 fits to the true mask (integer pixels by default), in pixels of the image, which is also the model's frame when
 ``image_size`` is a multiple of 28 within the processor's pixel limits.
 """
@@ -45,6 +46,8 @@ KINDS = ("ellipse", "triangle", "square", "hexagon", "star", "crescent")
 STAR_SHAPED_KINDS = frozenset(KINDS) - {"crescent"}
 # Equivalent radius (px, at 112 px) below / above which a shape is "small" / "large"; between: no size word.
 SMALL_R, LARGE_R = 15.0, 21.0
+# Outer radius (px at 112 px) of the single shape of a "solo" image.
+SOLO_RADIUS = (34.0, 50.0)
 
 
 @dataclass
@@ -99,28 +102,38 @@ def render_shape(kind: str, cx: float, cy: float, r: float, angle: float, aspect
 
 
 def make_scene(rng: np.random.Generator, size: int = 112, min_shapes: int = 1, max_shapes: int = 4,
-               lighting: float = 0.0) -> tuple[np.ndarray, list[Shape]]:
+               background: int | None = None, radius: tuple[float, float] = (12.0, 28.0),
+               solo: float = 0.0) -> tuple[np.ndarray, list[Shape]]:
     """Draw a scene of non-overlapping shapes on a grey background.
 
     Args:
         rng: random generator (the only source of randomness).
         size: image side in pixels; shape radii scale with it.
         min_shapes, max_shapes: shape count range (inclusive).
-        lighting: strength of a fixed coloured light over the whole image, in intensity levels from edge to
-            edge: red grows left to right, blue top to bottom (0: flat colours). See :func:`light`.
+        background: grey level of every background, or None for a random tinted grey per image.
+        radius: range of the shapes' outer radius, in pixels of a 112 px image (scaled with ``size``).
+        solo: probability that the image holds a single large shape instead (outer radius in ``SOLO_RADIUS``).
     Returns:
         (H, W, 3) uint8 image and its shapes; every shape mask is non-empty and disjoint from the others.
     """
     scale = size / 112.0
-    grey = int(rng.choice([rng.integers(25, 70), rng.integers(175, 225)]))
     image = np.empty((size, size, 3), np.uint8)
-    image[:] = np.clip(grey + rng.integers(-12, 13, 3), 0, 255)
+    if background is None:
+        grey = int(rng.choice([rng.integers(25, 70), rng.integers(175, 225)]))
+        image[:] = np.clip(grey + rng.integers(-12, 13, 3), 0, 255)
+    else:
+        image[:] = background
     taken = np.zeros((size, size), bool)
     shapes: list[Shape] = []
-    for _ in range(int(rng.integers(min_shapes, max_shapes + 1))):
+    alone = bool(rng.random() < solo)
+    if alone:
+        radius, count = SOLO_RADIUS, 1
+    else:
+        count = int(rng.integers(min_shapes, max_shapes + 1))
+    for _ in range(count):
         kind, color = str(rng.choice(KINDS)), str(rng.choice(list(COLORS)))
         for _try in range(30):
-            r = rng.uniform(12.0, 28.0) * scale
+            r = min(rng.uniform(*radius) * scale, size / 2 - 2)
             cx, cy = rng.uniform(r + 1, size - r - 1, 2)
             mask = render_shape(kind, cx, cy, r, rng.uniform(0, 2 * np.pi), rng.uniform(0.45, 1.0), size)
             if mask.sum() >= 40 and not (mask & taken).any():
@@ -131,23 +144,7 @@ def make_scene(rng: np.random.Generator, size: int = 112, min_shapes: int = 1, m
         taken |= ndimage.binary_dilation(mask, iterations=2)
         image[mask] = COLORS[color]
         shapes.append(Shape(kind, color, mask))
-    return light(image, lighting), shapes
-
-
-def light(image: np.ndarray, strength: float) -> np.ndarray:
-    """Add the fixed coloured light: red ``+- strength/2`` from left to right, blue likewise from top to bottom.
-
-    Why: Qwen-VL models encode position only relatively (rotary), so a model trained from scratch in minutes
-    has almost nothing to anchor absolute pixel coordinates to; this faint, fixed gradient is such an anchor
-    in every patch (the colours stay what the phrases say).
-    """
-    if not strength:
-        return image
-    h, w = image.shape[:2]
-    out = image.astype(np.float32)
-    out[..., 0] += strength * ((np.arange(w) + 0.5) / w - 0.5)[None, :]
-    out[..., 2] += strength * ((np.arange(h) + 0.5) / h - 0.5)[:, None]
-    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+    return image, shapes
 
 
 def _attributes(shape: Shape, size: int) -> dict[str, str | None]:
@@ -218,15 +215,14 @@ def _fit_all(rles: list[dict], terms: int, decimals: int, workers: int, progress
 
 
 def _rows(split: str, count: int, rng: np.random.Generator, output_dir: str, size: int, min_shapes: int,
-          max_shapes: int, lighting: float, queries_per_image: int, terms: int, decimals: int, compact: bool,
-          workers: int, progress: bool) -> list[dict]:
+          max_shapes: int, background: int | None, solo: float, queries_per_image: int, terms: int,
+          decimals: int, compact: bool, workers: int, progress: bool) -> list[dict]:
     """Generate ``count`` lines of one split, writing its images; ``queries_per_image`` lines per image at most."""
     rows: list[dict] = []
-    masks: list[np.ndarray] = []
     bar = tqdm(total=count, desc=f"shapes {split}: scenes", unit="line", disable=not progress, leave=False)
     image_no = 0
     while len(rows) < count:
-        image, shapes = make_scene(rng, size, min_shapes, max_shapes, lighting)
+        image, shapes = make_scene(rng, size, min_shapes, max_shapes, background, solo=solo)
         described = [(i, describe(shapes, i, rng, size)) for i in rng.permutation(len(shapes))]
         described = [(i, p) for i, p in described if p is not None][:queries_per_image]
         if not described:
@@ -235,7 +231,6 @@ def _rows(split: str, count: int, rng: np.random.Generator, output_dir: str, siz
         Image.fromarray(image).save(os.path.join(output_dir, rel))
         image_no += 1
         for i, phrase in described[: count - len(rows)]:
-            masks.append(shapes[i].mask)
             rows.append({
                 "id": f"shapes-{split}-{len(rows):06d}",
                 "image": rel,
@@ -263,9 +258,9 @@ def _write_jsonl(path: str, rows: list[dict]) -> None:
 
 
 def generate(output_dir: str, num_train: int, num_val: int, seed: int = 0, image_size: int = 112,
-             min_shapes: int = 1, max_shapes: int = 4, lighting: float = 0.0, queries_per_image: int = 2,
-             terms: int = DEFAULT_TERMS, decimals: int = 0, compact: bool = False, workers: int = 2,
-             progress: bool = True) -> dict[str, str]:
+             min_shapes: int = 1, max_shapes: int = 4, background: int | None = None, solo: float = 0.0,
+             queries_per_image: int = 2, terms: int = DEFAULT_TERMS, decimals: int = 0, compact: bool = False,
+             workers: int = 2, progress: bool = True) -> dict[str, str]:
     """Write ``train.jsonl``, ``val.jsonl`` and ``images/`` under ``output_dir``.
 
     Args:
@@ -274,7 +269,8 @@ def generate(output_dir: str, num_train: int, num_val: int, seed: int = 0, image
         seed: everything is a function of it; train and validation use independent streams.
         image_size: square image side in pixels.
         min_shapes, max_shapes: shapes per image.
-        lighting: strength of the fixed coloured light (see :func:`light`; 0: flat colours).
+        background: grey level of every background (None: a random tinted grey per image).
+        solo: share of images that hold one large shape (see :func:`make_scene`).
         queries_per_image: at most this many lines (different shapes) per image.
         terms: Chebyshev terms per coordinate.
         decimals: rounding of the answer numbers (0: integers).
@@ -292,7 +288,7 @@ def generate(output_dir: str, num_train: int, num_val: int, seed: int = 0, image
     train_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     paths = {"image_folder": output_dir}
     for split, count, rng in (("train", num_train, train_rng), ("val", num_val, val_rng)):
-        rows = _rows(split, count, rng, output_dir, image_size, min_shapes, max_shapes, lighting,
+        rows = _rows(split, count, rng, output_dir, image_size, min_shapes, max_shapes, background, solo,
                      queries_per_image, terms, decimals, compact, workers, progress)
         paths[split] = os.path.join(output_dir, f"{split}.jsonl")
         _write_jsonl(paths[split], rows)
@@ -316,7 +312,9 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
                    "Qwen2.5-VL frame equal to the image")
     p.add_argument("--min_shapes", type=int, default=1)
     p.add_argument("--max_shapes", type=int, default=4)
-    p.add_argument("--lighting", type=float, default=0.0, help="strength of a fixed coloured light (position cue)")
+    p.add_argument("--background", type=int, default=None, help="grey level of every background (default: a "
+                   "random tinted grey per image)")
+    p.add_argument("--solo", type=float, default=0.0, help="share of images holding one large shape")
     p.add_argument("--queries_per_image", type=int, default=2)
     p.add_argument("--terms", type=int, default=DEFAULT_TERMS)
     p.add_argument("--decimals", type=int, default=0, help="rounding of the answer numbers (0: integers)")
@@ -324,7 +322,7 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="contour-fitting processes")
     a = p.parse_args(argv)
     paths = generate(a.output_dir, a.num_train, a.num_val, a.seed, a.image_size, a.min_shapes, a.max_shapes,
-                     a.lighting, a.queries_per_image, a.terms, a.decimals, a.compact, a.workers)
+                     a.background, a.solo, a.queries_per_image, a.terms, a.decimals, a.compact, a.workers)
     print(f"wrote {paths['train']} ({a.num_train} lines), {paths['val']} ({a.num_val} lines), images in "
           f"{os.path.join(a.output_dir, 'images')}")
     return paths

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vlmr1.tasks import Task, get_task, register_task
+from vlmr1.tasks import Task, register_task
 from vlmr1.tasks.seg import seg_aggregate_metrics, seg_sample_metrics
 
 logger = logging.getLogger(__name__)
