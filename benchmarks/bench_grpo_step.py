@@ -42,6 +42,7 @@ from trl import GRPOTrainer  # noqa: E402
 from trl.trainer.utils import shuffle_sequence_dict, split_pixel_values_by_grid, unsplit_pixel_values_by_grid  # noqa: E402
 
 from vlmr1.models import build_tiny_model, get_family, tiny_processor, train_tiny_tokenizer  # noqa: E402
+from vlmr1.models.full_size import qwen2_5_vl_3b_config
 from vlmr1.models.tokenizer import build_qwen_chat_template  # noqa: E402
 from vlmr1.training.config import VLMR1GRPOConfig  # noqa: E402
 from vlmr1.training.trainer import VLMGRPOTrainer  # noqa: E402
@@ -80,35 +81,12 @@ def small_model(workdir: str):
     return family.load(path, dtype=torch.float32, attn_implementation="sdpa"), AutoProcessor.from_pretrained(path)
 
 
-def qwen25vl_3b_config(tokenizer):
-    """Qwen2.5-VL-3B-Instruct's published architecture numbers (config.json), with the tiny tokenizer's token ids."""
-    from transformers import Qwen2_5_VLConfig
-
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in
-           ("<|endoftext|>", "<|im_end|>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
-    text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
-                num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=128000, rms_norm_eps=1e-6,
-                hidden_act="silu", sliding_window=32768, use_sliding_window=False, max_window_layers=70,
-                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
-                pad_token_id=tokenizer.pad_token_id, bos_token_id=ids["<|endoftext|>"],
-                eos_token_id=ids["<|im_end|>"], tie_word_embeddings=True)
-    vision = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, in_chans=3, out_hidden_size=2048,
-                  patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112,
-                  fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, hidden_act="silu")
-    config = Qwen2_5_VLConfig(text_config=text, vision_config=vision, image_token_id=ids["<|image_pad|>"],
-                              video_token_id=ids["<|video_pad|>"], vision_start_token_id=ids["<|vision_start|>"],
-                              vision_end_token_id=ids["<|vision_end|>"], tie_word_embeddings=True)
-    config.bos_token_id, config.eos_token_id = ids["<|endoftext|>"], ids["<|im_end|>"]
-    config.pad_token_id = tokenizer.pad_token_id
-    return config
-
-
 def gpu_model():
     """Random-weight Qwen2.5-VL-3B in bf16 on the GPU (nothing downloaded), and a processor for 640x480 images."""
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     tokenizer = train_tiny_tokenizer(chat_template=build_qwen_chat_template())
-    config = qwen25vl_3b_config(tokenizer)
+    config = qwen2_5_vl_3b_config(tokenizer)
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     with torch.device("cuda"):

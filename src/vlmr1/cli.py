@@ -86,7 +86,6 @@ def _rewards(argv: list[str]) -> None:
 
 COMMANDS = {
     "demo": (_demo, "the main job on a CPU: shapes data, SFT, GRPO, evaluation and an HTML report"),
-    "demo": (_demo, "the main job on a CPU: shapes data, SFT, GRPO, evaluation and an HTML report"),
     "train": (_train, "GRPO training on jsonl data (every TRL GRPOConfig flag; --config recipe.yaml)"),
     "data": (_data, "make, convert or check datasets: coco, refcoco, shapes, gui-synthetic, check"),
     "eval": (_eval, "evaluate a model on jsonl data: metrics.json, predictions.jsonl, report.md"),
