@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pytest
 
-import vlmr1.demo.pipeline  # noqa: F401 - registers the demo's task
 from vlmr1.rewards import get_reward_functions
 from vlmr1.tasks import get_task
 from vlmr1.training.config import parse_train_args

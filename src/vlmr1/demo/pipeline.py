@@ -25,18 +25,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vlmr1.tasks import Task, register_task
-from vlmr1.tasks.seg import seg_aggregate_metrics, seg_sample_metrics
+from vlmr1.tasks import Task
+from vlmr1.tasks.seg import SEG_DEMO
 
 logger = logging.getLogger(__name__)
 
 RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "demo"
 
-# `seg` with the question alone. The seg template's 177-token instruction would triple the length of every
-# sequence, i.e. the cost of every step on a CPU, and a 4M-parameter model reads no instructions: SFT teaches it
-# the answer layout. Same rewards and metrics as `seg`.
-DEMO_TASK: Task = register_task(Task("seg_demo", "{question}", ("seg_iou", "seg_format"), seg_sample_metrics,
-                                     seg_aggregate_metrics))
+DEMO_TASK: Task = SEG_DEMO  # `seg` with the question alone (see vlmr1.tasks.seg)
 
 
 @dataclass(frozen=True)

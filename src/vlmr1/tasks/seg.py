@@ -67,3 +67,8 @@ SEG = register_task(Task("seg", "{question} " + THINK_THEN_ANSWER + " " + PARAME
                          ("seg_iou", "seg_format"), seg_sample_metrics, seg_aggregate_metrics))
 SEG_RADIAL = register_task(Task("seg_radial", "{question} " + THINK_THEN_ANSWER + " " + RADIAL_FORMAT,
                                 ("seg_iou", "seg_format"), seg_sample_metrics, seg_aggregate_metrics))
+
+# The demo's task: `seg` with the question alone. A tiny model reads no instructions (SFT teaches it the layout),
+# and the 177-token seg instruction would triple every sequence, i.e. every CPU step.
+SEG_DEMO = register_task(Task("seg_demo", "{question}", ("seg_iou", "seg_format"), seg_sample_metrics,
+                              seg_aggregate_metrics))
