@@ -1,8 +1,10 @@
 """The shipped DeepSpeed configs are valid for the installed DeepSpeed once the trainer fills their "auto" values."""
 
+import json
 from pathlib import Path
 
 import pytest
+from torchrun_helpers import losses, records, torchrun_train
 
 from vlmr1.training.config import parse_train_args
 
@@ -33,3 +35,58 @@ def test_config_parses_with_deepspeeds_own_parser(name, stage, offload, tmp_path
     assert parsed.train_micro_batch_size_per_gpu == 4 and parsed.gradient_accumulation_steps == 2
     assert parsed.gradient_clipping == 0.5
     assert (parsed.zero_config.offload_param is not None) == offload
+
+
+# Two CPU processes under DeepSpeed (gloo), one with a text-only batch while the other has images: without
+# `vlmr1.training.deepspeed_ranks` the ranks issue different collectives and the run aborts (gloo) or hangs (NCCL).
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+MIXED = [EXAMPLES / "counting.jsonl", EXAMPLES / "text_only.jsonl"]
+
+
+def _assert_mixed_step(record):
+    """Some step had images on one rank and only text on the other (else the test proves nothing)."""
+    seen = records(record)
+    text_only = {(r["step"], rank): all(i.startswith("sum-") for i in r["ids"]) for rank in (0, 1) for r in seen[rank]}
+    steps = {step for step, _ in text_only}
+    assert any(text_only[(s, 0)] != text_only[(s, 1)] for s in steps), seen
+
+
+@pytest.mark.parametrize("config, arch, extra", [
+    ("zero2", "qwen2_5_vl", []),
+    ("zero3", "qwen2_5_vl", ["--ds3_gather_for_generation", "false"]),
+    ("zero3", "qwen3_vl", []),
+], ids=["zero2", "zero3-no-gather-for-generation", "zero3-qwen3vl"])
+def test_deepspeed_trains_with_text_only_batches_on_one_rank(config, arch, extra, tmp_path, request):
+    model_dir = request.getfixturevalue({"qwen2_5_vl": "tiny_qwen25vl_dir", "qwen3_vl": "tiny_qwen3vl_dir"}[arch])
+    record = tmp_path / "record"
+    record.mkdir()
+    done = torchrun_train(model_dir, tmp_path / "run", MIXED, [EXAMPLES / "images"] * 2, record, 3,
+                          "--deepspeed", str(CONFIGS / f"{config}.json"), "--save_steps", "100", batch=2,
+                          port=29527)
+    _assert_mixed_step(record)
+    assert len(losses(done)) == 3
+
+
+def test_zero3_shared_prefix_matches_stock_saves_once_and_resumes(tmp_path, tiny_qwen25vl_dir):
+    """ZeRO-3's default path (shared prefix, generation on gathered weights) learns as TRL's stock path does."""
+    from transformers import AutoModelForImageTextToText
+
+    zero3 = ["--deepspeed", str(CONFIGS / "zero3.json"), "--save_steps", "2"]
+    runs = {}
+    for name, extra in (("shared", []), ("stock", ["--shared_prefix", "false"])):
+        record = tmp_path / f"record_{name}"
+        record.mkdir()
+        done = torchrun_train(tiny_qwen25vl_dir, tmp_path / name, MIXED, [EXAMPLES / "images"] * 2, record, 2,
+                              *zero3, *extra, batch=2, port=29529)
+        _assert_mixed_step(record)
+        runs[name] = losses(done)
+    assert runs["shared"] == runs["stock"] and len(runs["shared"]) == 2
+
+    checkpoint = tmp_path / "shared" / "checkpoint-2"
+    model = AutoModelForImageTextToText.from_pretrained(checkpoint)  # whole 16-bit weights, gathered at save
+    assert all(p.numel() > 0 for p in model.parameters())
+    done = torchrun_train(tiny_qwen25vl_dir, tmp_path / "shared", MIXED, [EXAMPLES / "images"] * 2,
+                          tmp_path / "record_shared", 3, *zero3, batch=2, port=29529)
+    assert "resuming from" in done.stderr and "checkpoint-2" in done.stderr
+    state = json.loads((tmp_path / "shared" / "checkpoint-3" / "trainer_state.json").read_text())
+    assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]

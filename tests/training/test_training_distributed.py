@@ -1,40 +1,15 @@
 """Multi-process training, as on a multi-GPU node: `torchrun --nproc_per_node 2` on CPU (gloo)."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from torchrun_helpers import records, torchrun_train
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
-
-
-def torchrun(model_dir, out, files, folders, record, steps, *extra):
-    env = {**os.environ, "VLMR1_TEST_RECORD": str(record), "PYTHONPATH": str(Path(__file__).parent),
-           "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-           "-m", "vlmr1.train", "--model_name_or_path", str(model_dir), "--output_dir", str(out),
-           "--data_file_paths", ":".join(map(str, files)), "--image_folders", ":".join(map(str, folders)),
-           "--reward_funcs", "format", "user_rewards:record_batch", "--max_steps", str(steps),
-           "--per_device_train_batch_size", "4", "--num_generations", "2", "--max_completion_length", "8",
-           "--learning_rate", "1e-2", "--logging_steps", "1", "--save_steps", "1", "--gradient_checkpointing",
-           "false", "--report_to", "none", "--max_pixels", "12544", "--seed", "0", *extra]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return done
-
-
-def records(folder):
-    out = {}
-    for rank in (0, 1):
-        lines = (folder / f"rank{rank}.jsonl").read_text().splitlines()
-        out[rank] = [json.loads(line) for line in lines]
-    return out
 
 
 @pytest.fixture
@@ -55,7 +30,7 @@ def test_two_processes_train_on_disjoint_prompts_and_resume(tiny_qwen25vl_dir, t
     files, folders = two_files_two_folders
     out, record = tmp_path / "run", tmp_path / "record"
     record.mkdir()
-    torchrun(tiny_qwen25vl_dir, out, files, folders, record, 2)
+    torchrun_train(tiny_qwen25vl_dir, out, files, folders, record, 2)
     seen = records(record)
     for step in (0, 1):
         ids = [[r["ids"] for r in seen[rank] if r["step"] == step][0] for rank in (0, 1)]
@@ -67,7 +42,7 @@ def test_two_processes_train_on_disjoint_prompts_and_resume(tiny_qwen25vl_dir, t
     assert state["global_step"] == 2
 
     shutil.rmtree(out / "checkpoint-2")
-    done = torchrun(tiny_qwen25vl_dir, out, files, folders, record, 3)
+    done = torchrun_train(tiny_qwen25vl_dir, out, files, folders, record, 3)
     assert "resuming from" in done.stderr and "checkpoint-1" in done.stderr
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
     assert state["global_step"] == 3 and [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]

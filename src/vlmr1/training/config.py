@@ -8,9 +8,11 @@ override; a recipe key that no dataclass reads is an error.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import torch
+from accelerate import PartialState
 from trl import GRPOConfig, ModelConfig, TrlParser
 
 
@@ -46,7 +48,8 @@ class VLMR1GRPOConfig(GRPOConfig):
     - ``bf16`` left unset means "where the GPU has it": TRL turns an unset ``bf16`` into True, which stops a CPU run
       at argument parsing. An explicit ``--bf16`` still wins.
     - Without an accelerator, ``use_cpu`` is set, so ``torchrun`` on CPU runs data-parallel over gloo instead of
-      N independent copies (transformers only builds a CPU process group when ``use_cpu`` is set).
+      N independent copies (transformers only builds a CPU process group when ``use_cpu`` is set). With
+      ``--deepspeed`` under ``torchrun`` on CPU, DeepSpeed runs over gloo instead (see ``deepspeed_over_gloo``).
     """
 
     shared_prefix: bool = field(
@@ -56,10 +59,27 @@ class VLMR1GRPOConfig(GRPOConfig):
 
     def __post_init__(self):
         if not torch.cuda.is_available() and not torch.backends.mps.is_available():
-            self.use_cpu = True
+            if self.deepspeed and "LOCAL_RANK" in os.environ and isinstance(self.accelerator_config, (dict, type(None))):
+                self.accelerator_config = deepspeed_over_gloo(self.accelerator_config)
+            else:
+                self.use_cpu = True
         if self.bf16 is None and not self.fp16:
             self.bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
         super().__post_init__()
+
+
+def deepspeed_over_gloo(accelerator_config: dict | None) -> dict:
+    """Set this process up for DeepSpeed over gloo, and return the ``accelerator_config`` that makes the trainer use it.
+
+    accelerate only sets DeepSpeed up on an accelerator (on CPU it counts one process and DeepSpeed's batch check
+    fails); DeepSpeed itself runs on CPU over gloo. This is how the DeepSpeed tests run ZeRO-2/3 on 2 CPU processes.
+    """
+    os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
+    try:
+        PartialState(backend="gloo")
+    finally:
+        del os.environ["ACCELERATE_USE_DEEPSPEED"]
+    return {**(accelerator_config or {}), "use_configured_state": True}
 
 
 def make_parser() -> TrlParser:

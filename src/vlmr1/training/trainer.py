@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from contextlib import nullcontext
 
 from accelerate.utils import gather_object
 from trl import GRPOTrainer
@@ -11,6 +12,7 @@ from trl.extras.profiling import profiling_context
 from vlmr1.training import shared_prefix as sp
 from vlmr1.training.shared_prefix_generate import prefill_once_generate
 from vlmr1.training.vllm_inputs import vllm_prompt_ids
+from vlmr1.training.deepspeed_ranks import deepspeed_ranks_stage, encode_blank_image, vision_in_every_forward
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,10 @@ class VLMGRPOTrainer(GRPOTrainer):
     - ``_generate_single_turn``: ``--shared_prefix`` for transformers generation: each distinct prompt is prefilled
       once and its cache copied to the G rows, then TRL's own generate call samples as before. With vLLM in
       colocate mode, the prompts go to vLLM with one placeholder per image (``vlmr1.training.vllm_inputs``).
+
+    Under DeepSpeed on several processes, every forward runs the vision tower (``vlmr1.training.deepspeed_ranks``)
+    and, under ZeRO-3, all ranks take the same log-prob path, so ranks with text-only batches issue the same
+    collectives as the others.
     """
 
     def _generate(self, prompts: list):
@@ -65,6 +71,18 @@ class VLMGRPOTrainer(GRPOTrainer):
                                            mm_token_type_ids, pixel_values, image_grid_thw, num_images)
             if groups.num_groups == input_ids.size(0):
                 reason = "every prompt of the batch is distinct"
+        stage = deepspeed_ranks_stage(self.accelerator)
+        if stage == 3:
+            plan = None if reason is not None else len(sp.chunk_groups(groups, batch_size))
+            if len(set(gather_object([plan]))) > 1:  # ZeRO-3 needs every rank to run the same forwards
+                reason = reason or "under ZeRO-3 all ranks must run the same forwards, and another rank cannot share"
+        with vision_in_every_forward(sp.backbone_of(unwrapped)) if stage is not None else nullcontext():
+            return self._logps_by_path(model, unwrapped, input_ids, attention_mask, logits_to_keep, groups, reason,
+                                       batch_size, compute_entropy, compute_aux_loss, images, others)
+
+    def _logps_by_path(self, model, unwrapped, input_ids, attention_mask, logits_to_keep, groups, reason, batch_size,
+                       compute_entropy, compute_aux_loss, images, others):
+        """TRL's stock log-probs when there is a ``reason`` not to share, else the shared-prefix ones."""
         if reason is not None:
             self._note_stock_path("log-probs", reason)
             return super()._get_per_token_logps_and_entropies(
@@ -93,9 +111,14 @@ class VLMGRPOTrainer(GRPOTrainer):
             reason = reason or "continuous batching generates the completions"
         if has_tool_images:
             reason = reason or "tool images are part of the prompts"
+        per_module_gathers = deepspeed_ranks_stage(self.accelerator) == 3 and not self.args.ds3_gather_for_generation
+        if per_module_gathers:
+            reason = reason or "ZeRO-3 without --ds3_gather_for_generation"
         if reason is not None or not images:
             if reason is not None:
                 self._note_stock_path("generation", reason)
+            if per_module_gathers and not any(images or []):
+                encode_blank_image(sp.backbone_of(unwrapped))  # the ranks with images encode theirs now, too
             return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations,
                                                  has_tool_images)
         num_images = [len(image_list) if image_list else 0 for image_list in images]
