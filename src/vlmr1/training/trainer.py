@@ -10,9 +10,9 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 
 from vlmr1.training import shared_prefix as sp
+from vlmr1.training.deepspeed_ranks import deepspeed_ranks_stage, encode_blank_image, vision_in_every_forward
 from vlmr1.training.shared_prefix_generate import prefill_once_generate
 from vlmr1.training.vllm_inputs import vllm_prompt_ids
-from vlmr1.training.deepspeed_ranks import deepspeed_ranks_stage, encode_blank_image, vision_in_every_forward
 
 logger = logging.getLogger(__name__)
 
