@@ -131,6 +131,20 @@ def test_tiny_config_builds_in_code(arch):
     assert config.vision_config.patch_size == family.patch_size
 
 
+@pytest.mark.parametrize("arch, family_base", [("qwen2_5_vl", 1e6), ("qwen3_vl", 5e6)])
+def test_rope_theta_reaches_the_rotary_frequencies(arch, family_base):
+    """A small rotary base makes the position rotations of a tiny head large enough to tell rows apart."""
+    def inv_freq(**kw):
+        config = tiny_config(arch, hidden_size=64, num_attention_heads=2, text_layers=1, vision_layers=1, **kw)
+        model = get_family(config).model_class(config)
+        return config.get_text_config().rope_parameters["rope_theta"], model.model.language_model.rotary_emb.inv_freq
+
+    default_base, default_freq = inv_freq()
+    base, freq = inv_freq(rope_theta=100)
+    assert default_base == family_base and base == 100.0
+    assert freq.min() > 100 * default_freq.min()
+
+
 def test_unknown_arch():
     with pytest.raises(ValueError, match="qwen2_5_vl"):
         tiny_config("llava")

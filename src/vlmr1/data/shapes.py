@@ -239,6 +239,7 @@ def _rows(split: str, count: int, rng: np.random.Generator, output_dir: str, siz
                 "bbox": [float(v) for v in mask_to_bbox(shapes[i].mask)],
                 "category": shapes[i].kind,
                 "phrase": phrase,
+                "num_shapes": len(shapes),
             })
             bar.update(1)
     bar.close()

@@ -41,8 +41,12 @@ class DemoSettings:
 
     Attributes:
         model: ``build_tiny_model`` sizes.
-        rope_theta: rotary base of the language model (see :func:`set_rope_theta`).
-        image_size, num_train, num_val, max_shapes, solo, background: the synthetic data
+        rope_theta: rotary base of the language model. Qwen2.5-VL's 1,000,000 suits 32k-token contexts and
+            128-dim heads; in a 32-dim head it leaves M-RoPE's height and width sections with rotations of 1e-2 to
+            1e-6 radians per image row or column, i.e. no usable 2-D position for the image tokens; a base of 100
+            spreads them over 0.01-0.3 radians, and localisation is learnt about a third sooner (measured on the
+            demo's data).
+        image_size, num_train, num_val, min_shapes, max_shapes, solo, background: the synthetic data
             (:func:`vlmr1.data.shapes.generate`).
         sft_args, grpo_args: flags appended to the recipes (they win over the YAML).
         minutes: wall time of the whole demo. The two training stages share what the other stages leave
@@ -61,6 +65,7 @@ class DemoSettings:
     image_size: int = 56
     num_train: int = 5000
     num_val: int = 300
+    min_shapes: int = 1
     max_shapes: int = 1
     solo: float = 0.3
     background: int = 225
@@ -82,21 +87,6 @@ QUICK = replace(FULL, num_train=32, num_val=8, examples=4, eval_batch_size=8, ma
                 grpo_args=("--max_steps", "2", "--per_device_train_batch_size", "4", "--num_generations", "4",
                            "--max_completion_length", "24"),
                 minutes=None)
-
-
-def set_rope_theta(model_dir: str, theta: float) -> None:
-    """Set the language model's rotary base in a saved checkpoint's config.
-
-    Why: Qwen2.5-VL's base of 1,000,000 suits 32k-token contexts and 128-dim heads. In a 32-dim head it leaves
-    M-RoPE's height and width sections with rotations of 1e-2 to 1e-6 radians per image row or column, i.e. no
-    usable 2-D position for the image tokens; a base of 100 spreads them over 0.01-0.3 radians, and localisation
-    starts to be learnt about a third sooner (measured on the demo's data).
-    """
-    from transformers import AutoConfig
-
-    config = AutoConfig.from_pretrained(model_dir)
-    config.get_text_config().rope_parameters["rope_theta"] = float(theta)
-    config.save_pretrained(model_dir)
 
 
 class StageClock:
@@ -177,8 +167,8 @@ def run(output_dir: str, settings: DemoSettings = FULL) -> dict[str, Any]:
     pixels = settings.image_size * settings.image_size
     with clock.stage("model", "model: tiny Qwen2.5-VL, built offline"):
         model_dir = str(build_tiny_model("qwen2_5_vl", os.path.join(out, "model-init"), seed=settings.seed,
-                                         min_pixels=pixels, max_pixels=pixels, **settings.model))
-        set_rope_theta(model_dir, settings.rope_theta)
+                                         min_pixels=pixels, max_pixels=pixels, rope_theta=settings.rope_theta,
+                                         **settings.model))
         family = get_family("qwen2_5_vl")
         processor = AutoProcessor.from_pretrained(model_dir)
         model = family.load(model_dir, dtype=torch.float32)
@@ -189,7 +179,8 @@ def run(output_dir: str, settings: DemoSettings = FULL) -> dict[str, Any]:
     with clock.stage("data", "data: synthetic shapes with referring phrases and Chebyshev answers"):
         data_dir = os.path.join(out, "data")
         paths = generate(data_dir, settings.num_train, settings.num_val, seed=settings.seed,
-                         image_size=settings.image_size, max_shapes=settings.max_shapes, solo=settings.solo,
+                         image_size=settings.image_size, min_shapes=settings.min_shapes,
+                         max_shapes=settings.max_shapes, solo=settings.solo,
                          background=settings.background, compact=True)
         val_rows = _load_rows(paths["val"], data_dir, frame)
         val_sources = pair_sources(paths["val"], data_dir)

@@ -105,6 +105,7 @@ def tiny_config(
     vision_heads: int = 2,
     max_position_embeddings: int = 4096,
     tie_word_embeddings: bool = False,
+    rope_theta: float | None = None,
 ) -> transformers.PreTrainedConfig:
     """Config of a tiny model of family `arch`, with token ids taken from `tokenizer`.
 
@@ -116,6 +117,9 @@ def tiny_config(
         vision_layers, vision_hidden, vision_heads: vision tower sizes (its output matches `hidden_size`).
         max_position_embeddings: text context length.
         tie_word_embeddings: tie lm_head to the input embeddings.
+        rope_theta: rotary base of the text decoder; None: the family's (1e6, Qwen3-VL 5e6). Those bases suit long
+            contexts and 128-dim heads; a tiny head needs a far smaller one to tell image rows and columns apart
+            (the demo uses 100).
 
     Returns:
         The family's `PreTrainedConfig` (e.g. `Qwen2_5_VLConfig`).
@@ -167,6 +171,8 @@ def tiny_config(
                 window_size=112,
                 fullatt_block_indexes=[vision_layers - 1],
             )
+    if rope_theta is not None:
+        rope["rope_theta"] = float(rope_theta)
     text["rope_parameters"] = rope
     config_cls = getattr(transformers, _SPECS[model_type]["config"])
     config = config_cls(
@@ -250,6 +256,7 @@ def build_tiny_model(
     vocab_size: int = 1536,
     dtype: torch.dtype = torch.float32,
     default_system_prompt: str | None = None,
+    rope_theta: float | None = None,
 ) -> Path:
     """Build and save a tiny random model of family `arch` with its processor.
 
@@ -263,6 +270,7 @@ def build_tiny_model(
         vocab_size: BPE vocabulary target of the tokenizer (the trained size may be a little lower).
         dtype: dtype the weights are saved in.
         default_system_prompt: system text the chat template injects when a conversation has none.
+        rope_theta: rotary base of the text decoder (see `tiny_config`); None: the family's.
 
     Returns:
         `Path(output_dir)`, loadable with `AutoProcessor` and `AutoModelForImageTextToText`.
@@ -292,6 +300,7 @@ def build_tiny_model(
         vision_layers=vision_layers,
         vision_hidden=vision_hidden,
         vision_heads=vision_heads,
+        rope_theta=rope_theta,
     )
     torch.manual_seed(seed)
     model = get_family(model_type).model_class(config).to(dtype)

@@ -134,34 +134,20 @@ def default_match(pred: str, gold: str, row: Mapping[str, Any] | None = None) ->
 
 @register_accuracy_method("mcq")
 def mcq_match(pred: str, gold: str, row: Mapping[str, Any] | None = None) -> float:
-    """Compare multiple-choice option letters.
-
-    Args:
-        pred: Extracted answer.
-        gold: Extracted solution.
-        row: Sample columns (unused).
-
-    Returns:
-        1.0 when both sides yield the same letter, else 0.0.
-    """
-    gold_choice = extract_choice(gold)
-    return 1.0 if gold_choice is not None and extract_choice(pred) == gold_choice else 0.0
+    """1.0 when answer and solution yield the same option letter, else 0.0 (``row`` unused)."""
+    return _same_extracted(extract_choice, pred, gold)
 
 
 @register_accuracy_method("yes_no")
 def yes_no_match(pred: str, gold: str, row: Mapping[str, Any] | None = None) -> float:
-    """Compare yes/no answers.
+    """1.0 when answer and solution yield the same yes/no, else 0.0 (``row`` unused)."""
+    return _same_extracted(extract_yes_no, pred, gold)
 
-    Args:
-        pred: Extracted answer.
-        gold: Extracted solution.
-        row: Sample columns (unused).
 
-    Returns:
-        1.0 when both sides yield the same yes/no, else 0.0.
-    """
-    gold_yn = extract_yes_no(gold)
-    return 1.0 if gold_yn is not None and extract_yes_no(pred) == gold_yn else 0.0
+def _same_extracted(extract: Callable[[str], object], pred: str, gold: str) -> float:
+    """1.0 when ``extract`` finds a value in the solution and the same one in the answer."""
+    gold_value = extract(gold)
+    return 1.0 if gold_value is not None and extract(pred) == gold_value else 0.0
 
 
 @register_accuracy_method("all_match")
