@@ -28,8 +28,10 @@ def _tiny_model(argv: list[str]) -> None:
     parser.add_argument("--arch", default="qwen2_5_vl", choices=sorted(TINY_ARCHS))
     parser.add_argument("--output", required=True, help="folder to write (config, weights, processor)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rope_theta", type=float, default=None,
+                        help="rotary base of the text decoder (default: the family's; the demo uses 100)")
     args = parser.parse_args(argv)
-    path = build_tiny_model(args.arch, args.output, seed=args.seed)
+    path = build_tiny_model(args.arch, args.output, seed=args.seed, rope_theta=args.rope_theta)
     print(f"wrote a tiny {args.arch} model to {path}")
 
 

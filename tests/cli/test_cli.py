@@ -1,5 +1,6 @@
 """The `vlmr1` entry point lists its commands and dispatches to them."""
 
+import json
 import subprocess
 import sys
 
@@ -32,8 +33,10 @@ def test_rewards_lists_builtins(capsys):
 
 
 def test_tiny_model_command(tmp_path, capsys):
-    main(["tiny-model", "--arch", "qwen2_vl", "--output", str(tmp_path / "m")])
+    main(["tiny-model", "--arch", "qwen2_vl", "--output", str(tmp_path / "m"), "--rope_theta", "100"])
     assert (tmp_path / "m" / "config.json").exists() and "qwen2_vl" in capsys.readouterr().out
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["text_config"]["rope_parameters"]["rope_theta"] == 100.0
 
 
 def test_data_subcommands_dispatch(tmp_path, capsys):

@@ -221,9 +221,11 @@ trainer). Validation: {metrics.get("num_val", 0)} held-out lines, greedy decodin
 <table><tr><th>stage</th><th>wall time</th><th>steps</th></tr>{timing}</table>
 <h2>Settings</h2>
 <ul>
-<li>56 px images with one shape each (30% of them large): 2x2 image tokens. A model trained from scratch has
-no absolute position for the image tokens but their order; with 4x4 tokens (112 px) it did not learn to
-localise within 2,000 steps, with 2x2 it does within ~1,000.</li>
+<li>{_scene_words(metrics.get("settings", {}))}. A model trained from scratch has no absolute position for
+the image tokens but their order; with 4x4 tokens (112 px) it did not learn to localise within 2,000 steps, with
+2x2 (56 px) it does within ~1,000. One shape per image: with two shapes per image (half of them a single large
+one) and the same budget, gIoU after SFT was 0.64 on one-shape images but 0.16 on two-shape ones (0.19 after
+GRPO): picking a shape by its phrase is more than this model learns in ten minutes.</li>
 <li>Rotary base 100 instead of 1,000,000, so that M-RoPE's row/column sections rotate at all over a few tokens.</li>
 <li>Integer pixel coefficients, compact JSON, one token per digit: ~60 answer tokens.</li>
 <li>SFT: batch 8, AdamW 1e-3, warm-up and cosine decay over its time budget. GRPO: 16 prompts x 4 samples at
@@ -232,6 +234,15 @@ temperature 0.7, learning rate 5e-5, no KL term.</li>
 <pre>{settings}</pre>
 </body></html>
 """
+
+
+def _scene_words(settings: Mapping[str, Any]) -> str:
+    """"56 px images with one shape each (30% of them large)", from the demo's settings."""
+    low, high = settings.get("min_shapes", 1), settings.get("max_shapes", 1)
+    count = "one shape" if high == 1 else f"{low}-{high} shapes" if low != high else f"{high} shapes"
+    solo = settings.get("solo", 0)
+    large = f" ({solo:.0%} of them one large shape)" if solo else ""
+    return f"{settings.get('image_size', '?')} px images with {count} each{large}"
 
 
 def write_report(output_dir: str, metrics: Mapping[str, Any], sft_history: Sequence[Mapping],

@@ -77,6 +77,8 @@ def vision_in_every_forward(backbone):
         kwargs["inputs_embeds"] = embeds + _zero_of(visual(pixels, grid_thw=grid, return_dict=True)).to(embeds.dtype)
         return args, kwargs
 
+    # prepend: before DeepSpeed's own hook on the language model, so the module order it records (vision, then
+    # text) is the one ranks with images record
     handles = [backbone.register_forward_pre_hook(start), visual.register_forward_hook(seen),
                language_model.register_forward_pre_hook(before_text, with_kwargs=True, prepend=True)]
     try:
