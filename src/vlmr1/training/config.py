@@ -74,11 +74,15 @@ def deepspeed_over_gloo(accelerator_config: dict | None) -> dict:
     accelerate only sets DeepSpeed up on an accelerator (on CPU it counts one process and DeepSpeed's batch check
     fails); DeepSpeed itself runs on CPU over gloo. This is how the DeepSpeed tests run ZeRO-2/3 on 2 CPU processes.
     """
+    before = os.environ.get("ACCELERATE_USE_DEEPSPEED")
     os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
     try:
         PartialState(backend="gloo")
     finally:
-        del os.environ["ACCELERATE_USE_DEEPSPEED"]
+        if before is None:
+            del os.environ["ACCELERATE_USE_DEEPSPEED"]
+        else:
+            os.environ["ACCELERATE_USE_DEEPSPEED"] = before
     return {**(accelerator_config or {}), "use_configured_state": True}
 
 
