@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from html.parser import HTMLParser
 
 import pytest
@@ -14,7 +15,8 @@ from vlmr1.demo import main
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    main(["--output_dir", str(out), "--quick"])
+    # as `make demo` passes it: the time before the demo started (setting up .venv) counts
+    main(["--output_dir", str(out), "--quick", "--started_at", str(time.time() - 60)])
     return out
 
 
@@ -26,6 +28,7 @@ def test_metrics_json_has_three_stages_in_range(demo_dir):
         assert all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in stage.values())
     assert metrics["steps"]["sft"] > 0 and metrics["steps"]["grpo"] > 0
     assert {"model", "data", "sft", "grpo", "eval_grpo", "total"} <= set(metrics["seconds"])
+    assert metrics["seconds"]["setup"] >= 60 and metrics["seconds"]["total"] >= 60 + metrics["seconds"]["sft"]
 
 
 def test_report_html_parses_and_embeds_the_figures(demo_dir):
