@@ -63,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
     trainer.save_model(training_args.output_dir)
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(training_args.output_dir)
+    # every rank leaves together and the process group is torn down before exit (a rank exiting with it alive
+    # was seen to abort under DeepSpeed on CPU)
+    trainer.accelerator.wait_for_everyone()
+    trainer.accelerator.end_training()
 
 
 if __name__ == "__main__":
