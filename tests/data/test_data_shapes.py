@@ -7,6 +7,8 @@ from collections import defaultdict
 
 import numpy as np
 import pytest
+from PIL import Image
+from scipy import ndimage
 
 from vlmr1.data.loading import load_sources, pair_sources
 from vlmr1.data.shapes import (
@@ -46,6 +48,11 @@ def test_rows_have_the_coco_fields_and_load(shapes_dir):
         assert row["mask"]["size"] == [112, 112] and row["category"] in KINDS
         x1, y1, x2, y2 = row["bbox"]
         assert 0 <= x1 < x2 <= 112 and 0 <= y1 < y2 <= 112
+    # num_shapes counts the shapes drawn in the image: separate 8-connected blobs on the flat background
+    for row in rows[:20]:
+        pixels = np.asarray(Image.open(shapes_dir / row["image"]).convert("RGB"))
+        _, blobs = ndimage.label((pixels != pixels[0, 0]).any(axis=2), structure=np.ones((3, 3)))
+        assert row["num_shapes"] == blobs
     # the training loader accepts the files as they are
     data = load_sources(pair_sources(f"{shapes_dir}/train.jsonl:{shapes_dir}/val.jsonl", str(shapes_dir)), "seg")
     assert len(data) == 72

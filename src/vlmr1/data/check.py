@@ -68,18 +68,6 @@ class CheckReport:
         return Counter(p.kind for p in self.problems)
 
 
-def _kind_of(error: DataError) -> str:
-    """Sort a :func:`vlmr1.data.schema.parse_line` error into a kind (by its problem text, which names it)."""
-    problem = error.problem
-    if problem.startswith(("not valid JSON", "a line must be a JSON object", "not valid UTF-8")):
-        return "bad_json"
-    if "placeholder" in problem:
-        return "image_count"
-    if "answer is empty" in problem:
-        return "empty_answer"
-    return "bad_line"
-
-
 def _with_fix(error: DataError) -> str:
     return error.problem + (f" (fix: {error.fix})" if error.fix else "")
 
@@ -207,7 +195,7 @@ def check_sources(sources: Sequence[SourceFile], task_type: str = "default", wor
             found.append((index, 0, Problem(source.path, e.line, "bad_file", _with_fix(e))))
             continue
         report.lines += len(samples) + len(errors)
-        found.extend((index, e.line or 0, Problem(source.path, e.line, _kind_of(e), _with_fix(e))) for e in errors)
+        found.extend((index, e.line or 0, Problem(source.path, e.line, e.kind, _with_fix(e))) for e in errors)
         for line_no, sample in samples:
             answer = answer_or_text(sample.solution)  # "" for "<answer> </answer>": reported once, not re-parsed
             kinds = [] if answer else [("empty_answer", "the <answer> content of the 'gpt' answer is empty")]

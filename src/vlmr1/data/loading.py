@@ -79,7 +79,7 @@ def _utf8(text: str, path: str, line_no: int) -> str:
         text.encode("utf-8")
     except UnicodeEncodeError as e:
         raise DataError(path, line_no, f"not valid UTF-8 (a bad byte at column {e.start + 1})",
-                        "save the file as UTF-8") from None
+                        "save the file as UTF-8", kind="bad_json") from None
     return text
 
 

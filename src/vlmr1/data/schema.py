@@ -25,10 +25,14 @@ RESERVED_KEYS = {"id", "image", "conversations", "accu_reward_method"}
 
 
 class DataError(ValueError):
-    """Bad input data. The message always names the file, the line (1-based) and what to fix."""
+    """Bad input data. The message always names the file, the line (1-based) and what to fix.
 
-    def __init__(self, path: str, line: int | None, problem: str, fix: str = ""):
-        self.path, self.line, self.problem, self.fix = path, line, problem, fix
+    ``kind`` sorts the problem for ``vlmr1 data check``: ``bad_line`` (the schema), ``bad_json``, ``image_count``,
+    ``empty_answer``.
+    """
+
+    def __init__(self, path: str, line: int | None, problem: str, fix: str = "", kind: str = "bad_line"):
+        self.path, self.line, self.problem, self.fix, self.kind = path, line, problem, fix, kind
         where = f"{path}:{line}" if line is not None else path
         super().__init__(f"{where}: {problem}" + (f"\n  fix: {fix}" if fix else ""))
 
@@ -71,10 +75,11 @@ def parse_line(text: str, path: str, line_no: int) -> Sample:
         row = json.loads(text)
     except json.JSONDecodeError as e:
         raise DataError(path, line_no, f"not valid JSON ({e.msg} at column {e.colno})",
-                        "each line must be one complete JSON object; check quotes, commas and brackets") from None
+                        "each line must be one complete JSON object; check quotes, commas and brackets",
+                        kind="bad_json") from None
     if not isinstance(row, dict):
         raise DataError(path, line_no, f"a line must be a JSON object, got {type(row).__name__}",
-                        'write {"id": ..., "image": ..., "conversations": [...]} on each line')
+                        'write {"id": ..., "image": ..., "conversations": [...]} on each line', kind="bad_json")
 
     conversations = row.get("conversations")
     if not isinstance(conversations, list) or not conversations:
@@ -99,7 +104,8 @@ def parse_line(text: str, path: str, line_no: int) -> Sample:
                         'start with {"from": "human", "value": "<image>your question"}')
     solution = turns[-1][1]
     if not solution.strip():
-        raise DataError(path, line_no, "the 'gpt' answer is empty", "give the correct answer the rewards compare with")
+        raise DataError(path, line_no, "the 'gpt' answer is empty", "give the correct answer the rewards compare with",
+                        kind="empty_answer")
 
     image = row.get("image")
     if image is None or image == "" or image == []:
@@ -123,7 +129,7 @@ def parse_line(text: str, path: str, line_no: int) -> Sample:
         raise DataError(path, line_no,
                         f"{placeholders} '<image>' placeholder(s) in the question but {len(images)} image(s)",
                         "put exactly one '<image>' in the human turn for each entry of 'image', in order "
-                        "(or none at all: the images then go before the question)")
+                        "(or none at all: the images then go before the question)", kind="image_count")
 
     method = row.get("accu_reward_method")
     if method is not None and not isinstance(method, str):

@@ -7,7 +7,7 @@
      "conversations": [{"from": "human", "value": "<image>Outline the large blue ellipse on the left."},
                        {"from": "gpt", "value": "<answer>{\\"x\\": [...], \\"y\\": [...]}</answer>"}],
      "mask": {"size": [H, W], "counts": "..."}, "bbox": [x1, y1, x2, y2], "category": "ellipse",
-     "phrase": "the large blue ellipse on the left", "fit_iou": 0.96}
+     "phrase": "the large blue ellipse on the left", "num_shapes": 3, "fit_iou": 0.96}
 
 Each image holds 1-4 non-overlapping shapes (``--max_shapes``): ellipses, triangles, squares, hexagons,
 five-pointed stars (all star-shaped) and crescents (not star-shaped); with ``--solo P`` a share P of the images
