@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-all fuzz-nightly lint clean
+.PHONY: demo test test-slow test-all fuzz-nightly lint clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,12 @@ DEMO_START := $(shell date +%s)
 demo: $(STAMP)
 	$(BIN)/vlmr1 demo --output_dir runs/demo --started_at $(DEMO_START)
 
+# Everything but the `slow` marker (multi-process torchrun runs, kill-and-resume, the launch scripts): under 5 min.
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" tests
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q tests

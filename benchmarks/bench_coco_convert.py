@@ -63,8 +63,7 @@ def geometry_rate(recs, settings) -> tuple[float, float]:
 
 def reward_costs(recs, settings) -> tuple[float, float]:
     """Microseconds per sample of seg_iou and of the plain format reward (baseline), on perfect answers."""
-    import vlmr1.rewards.mask  # noqa: F401
-    from vlmr1.rewards import REWARD_REGISTRY
+    from vlmr1.rewards import get_reward_function
 
     rows = recs[:300]
     answers = []
@@ -76,7 +75,7 @@ def reward_costs(recs, settings) -> tuple[float, float]:
             "frame_sizes": [[[r["width"], r["height"]]] for r in rows]}
     out = []
     for name in ("seg_iou", "format"):
-        fn = REWARD_REGISTRY[name]
+        fn = get_reward_function(name)
         fn(completions=answers[:10], **{k: v[:10] for k, v in cols.items()})  # warm up imports and caches
         start = time.perf_counter()
         for _ in range(3):

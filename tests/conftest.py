@@ -10,6 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis profiles of the property tests (rewards, task parsers): ``vlmr1-rewards`` (200 examples) in CI,
+# ``HYPOTHESIS_PROFILE=nightly`` picks ``vlmr1-rewards-nightly`` (10,000). Tests select them explicitly.
+_COMMON = dict(deadline=None,  # the tests assert their own per-call time bound
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("vlmr1-rewards", max_examples=200, **_COMMON)
+settings.register_profile("vlmr1-rewards-nightly", max_examples=10_000, **_COMMON)
 
 
 def _build(tmp_path_factory: pytest.TempPathFactory, arch: str) -> Path:

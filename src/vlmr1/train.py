@@ -1,7 +1,7 @@
 """GRPO training entry point: ``vlmr1 train ...`` or ``torchrun ... -m vlmr1.train ...``.
 
-Reads the flags (or ``--config recipe.yaml``), checks all data before any model loads, builds the model through its
-family adapter, and runs TRL's GRPO loop. A run whose ``output_dir`` already holds a checkpoint resumes from it.
+Reads the flags (or ``--config recipe.yaml``), sets up the processes (the one step that does), checks all data before
+any model loads, builds the model through its family adapter, and runs TRL's GRPO loop. A run whose ``output_dir`` already holds a checkpoint resumes from it.
 
 Example::
 
@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-from vlmr1.training.config import parse_train_args
+from vlmr1.training.config import build_configs, read_flags, set_up_processes
 from vlmr1.training.setup import build_trainer, check_data
 
 logger = logging.getLogger("vlmr1.train")
@@ -46,8 +46,10 @@ def last_complete_checkpoint(output_dir: str) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Parse arguments, check the data, build the trainer, train (resuming if possible) and save."""
-    script_args, training_args, model_args = parse_train_args(argv)
+    """Read the flags, set up the processes, check the data, build the trainer, train (resuming if possible), save."""
+    flags = read_flags(argv)
+    set_up_processes(flags)
+    script_args, training_args, model_args = build_configs(flags)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
     # Data first: a bad line must stop the run before minutes of model loading.

@@ -12,7 +12,7 @@ import pytest
 from vlmr1.data import coco
 from vlmr1.data.loading import SourceFile, load_sources
 from vlmr1.geometry import ParametricContour, RadialContour, rle_area, rle_to_mask
-from vlmr1.rewards.mask import seg_score
+from vlmr1.tasks.seg import seg_score
 
 # CI lays shared/ beside the clone; developers' machines have it at /work/shared.
 SAMPLES = next((p for p in (Path(__file__).resolve().parents[3] / "shared/data/coco-samples", Path("/work/shared/data/coco-samples"))

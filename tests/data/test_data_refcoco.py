@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from vlmr1.data.loading import SourceFile, load_sources
-from vlmr1.data.refcoco import load_refs, main, write_jsonl_atomic
+from vlmr1.data.refcoco import load_refs, main
 
 INSTANCES = {
     "images": [{"id": 1, "file_name": "COCO_train2014_000000000001.jpg", "width": 64, "height": 48},
@@ -115,18 +115,3 @@ def test_refs_pointing_outside_instances_fail_clearly(tmp_path):
     refs = make_refer(tmp_path / "r", refs=[dict(REFS[0], ann_id=999)])
     with pytest.raises(ValueError, match="ann_id 999"):
         main(["--refs", str(refs), "--images", str(tmp_path), "--output_dir", str(tmp_path / "out")])
-
-
-def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
-    path = tmp_path / "d.jsonl"
-    assert write_jsonl_atomic(str(path), [{"a": 1}, {"a": 2}]) == 2
-    assert path.read_text() == '{"a": 1}\n{"a": 2}\n'
-
-    def rows():
-        yield {"a": 3}
-        raise RuntimeError("disk on fire")
-
-    with pytest.raises(RuntimeError):
-        write_jsonl_atomic(str(path), rows())
-    assert path.read_text() == '{"a": 1}\n{"a": 2}\n'
-    assert os.listdir(tmp_path) == ["d.jsonl"]

@@ -85,6 +85,7 @@ def test_num_samples_takes_the_first_lines_of_each_file(tiny_qwen25vl_dir, tmp_p
 
 
 # two fresh interpreters (~15 s): data-parallel eval is part of the contract
+@pytest.mark.slow  # torchrun on 2 CPU processes: `make test-slow`
 def test_torchrun_shards_and_rank0_writes_the_same_results(tiny_qwen25vl_dir, tmp_path, full_run):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
@@ -106,7 +107,7 @@ def no_model_loading(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the model or processor was loaded before the data was checked")
 
-    monkeypatch.setattr("vlmr1.training.setup.load_processor", refuse)
+    monkeypatch.setattr("vlmr1.models.loading.load_processor", refuse)
 
 
 def test_bad_line_stops_before_the_model_loads(tiny_qwen25vl_dir, tmp_path, no_model_loading):

@@ -7,7 +7,6 @@ import pytest
 from vlmr1.data.loading import build_dataset, load_sources, pair_sources
 from vlmr1.evaluation import aggregate_by_file, score_predictions
 from vlmr1.tasks import Task, get_task
-from vlmr1.tasks.base import accuracy_sample_metrics
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 IMAGES, COUNTING, TEXT_ONLY = EXAMPLES / "images", EXAMPLES / "counting.jsonl", EXAMPLES / "text_only.jsonl"
@@ -44,14 +43,17 @@ def test_accuracy_and_parse_rate_per_file():
     assert predictions[0]["metrics"] == {"accuracy": 1.0, "parsed": 1.0}
 
 
-def crashing_metrics(text, row):
-    if "CRASH" in text:
-        raise RuntimeError("parser bug")
-    return accuracy_sample_metrics(text, row)
+class Crashy(Task):
+    name = "crashy"
+
+    def sample_metrics(self, text, row):
+        if "CRASH" in text:
+            raise RuntimeError("parser bug")
+        return super().sample_metrics(text, row)
 
 
 def test_a_metric_hook_failure_counts_as_wrong_and_is_recorded(caplog):
-    task = Task("crashy", "{question}", ("accuracy",), sample_metrics=crashing_metrics)
+    task = Crashy()
     rows = rows_of(COUNTING)[:4]
     texts = [answer(rows[0]["solution"]), answer(rows[1]["solution"]) + " CRASH", answer(rows[2]["solution"]), "x"]
     with caplog.at_level("WARNING"):
@@ -64,20 +66,22 @@ def test_a_metric_hook_failure_counts_as_wrong_and_is_recorded(caplog):
 
 
 def test_a_hook_that_always_raises_does_not_stop_the_eval():
-    def broken(text, row):
-        raise KeyError("bbox")
+    class Broken(Task):
+        def sample_metrics(self, text, row):
+            raise KeyError("bbox")
 
-    task = Task("broken", "{question}", ("accuracy",), sample_metrics=broken)
+    task = Broken("broken")
     predictions = score_predictions(task, rows_of(COUNTING)[:3], ["a", "b", "c"])
     assert all(p["metrics"] is None and "KeyError" in p["metric_error"] for p in predictions)
     assert aggregate_by_file(task, predictions) == {str(COUNTING): {"num_samples": 3, "num_metric_errors": 3}}
 
 
 def test_an_aggregation_failure_keeps_the_other_results(caplog):
-    def bad_aggregate(samples):
-        raise ZeroDivisionError("no boxes")
+    class BadAggregate(Task):
+        def aggregate_metrics(self, samples):
+            raise ZeroDivisionError("no boxes")
 
-    task = Task("badagg", "{question}", ("accuracy",), aggregate_metrics=bad_aggregate)
+    task = BadAggregate("badagg")
     predictions = score_predictions(task, rows_of(COUNTING)[:2], ["a", "b"])
     metrics = aggregate_by_file(task, predictions)[str(COUNTING)]
     assert metrics == {"aggregate_error": "ZeroDivisionError: no boxes", "num_samples": 2}

@@ -74,11 +74,11 @@ def test_default_lora_targets_only_text(arch):
     family = get_family(arch)
     model = _model(arch)
     config = tiny_config(arch)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=family.lora_target_modules_default))
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=family.lora_target_modules()))
     adapted = [n.removesuffix(".lora_A") for n, _ in peft_model.named_modules() if n.endswith(".lora_A")]
     prefixes = vision_module_prefixes(peft_model)
     assert prefixes == ["base_model.model.model.visual"]
-    assert adapted and not any(family.is_vision_param(n, prefixes) for n in adapted)
+    assert adapted and not any(n.startswith(p + ".") for n in adapted for p in prefixes)
     assert all(".language_model.layers." in n for n in adapted)
     # q, k, v, o, gate, up, down in every text layer.
     assert len(adapted) == 7 * config.text_config.num_hidden_layers

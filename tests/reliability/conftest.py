@@ -12,6 +12,10 @@ tests keep their own settings.
 
 from hypothesis import HealthCheck, settings
 
+from vlmr1.tasks import load_builtin_tasks
+
+load_builtin_tasks()  # the tests iterate over REWARD_REGISTRY / TASKS: the built-in tasks register theirs on load
+
 _COMMON = dict(
     deadline=None,  # the tests assert their own generous per-call time bound instead
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,

@@ -131,6 +131,7 @@ def complete_checkpoints(output_dir: Path) -> list[int]:
 
 
 # three tiny GRPO runs in fresh interpreters (~45 s): the issue asks for fault injection in CI, so not `slow`
+@pytest.mark.slow  # kills a training process and runs it again
 def test_killed_training_resumes_from_the_last_checkpoint_with_the_same_data_order(tiny_qwen25vl_dir, tmp_path):
     names = ("reference", "killed", "resumed")
     records = {name: tmp_path / f"record_{name}" for name in names}

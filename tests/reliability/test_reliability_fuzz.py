@@ -26,13 +26,14 @@ import vlmr1.tasks  # noqa: F401  (registers every task and its rewards)
 from vlmr1.geometry import ParametricContour, RadialContour, fit_contour, mask_to_rle
 from vlmr1.geometry import masks as geometry_masks
 from vlmr1.geometry.contours import MAX_ABS_COEFF
+from vlmr1.models.frames import image_size
 from vlmr1.rewards import REWARD_REGISTRY
-from vlmr1.rewards.box import first_size, parse_box
-from vlmr1.rewards.detection import MAX_DETECTIONS, parse_detections
-from vlmr1.rewards.mask import parse_contour, seg_score
 from vlmr1.rewards.math_equiv import math_equivalent
 from vlmr1.rewards.parsing import extract_choice, extract_last_number, extract_yes_no, parse_number
 from vlmr1.tasks import TASKS
+from vlmr1.tasks.od import MAX_DETECTIONS, parse_detections
+from vlmr1.tasks.rec import parse_box
+from vlmr1.tasks.seg import parse_contour, seg_score
 
 NIGHTLY = os.environ.get("HYPOTHESIS_PROFILE") == "nightly"
 PROFILE = settings.get_profile("vlmr1-fuzz-nightly" if NIGHTLY else "vlmr1-fuzz")
@@ -385,10 +386,10 @@ def test_corrupt_row_mask_scores_zero_instead_of_hanging(counts):
 
 @pytest.mark.parametrize("sizes", [[[10**400, 5]], [[None, 1]], [["a", 1]], [[W, H, 3]]])
 def test_unusable_image_sizes_are_a_value_error_and_metrics_survive(sizes):
-    # [[10**400, 5]] raised OverflowError, which first_size does not document and rec_sample_metrics did not catch:
+    # [[10**400, 5]] raised OverflowError, which image_size did not document and rec_sample_metrics did not catch:
     # one such row crashed a whole evaluation.
     with pytest.raises(ValueError):
-        first_size(sizes)
+        image_size(sizes)
     metrics = TASKS["rec"].sample_metrics("<answer>[20, 25, 80, 65]</answer>", {**GOOD, "original_sizes": sizes})
     assert metrics["iou"] == 0.0
 

@@ -23,6 +23,7 @@ def run_script(name, model_dir, out, data, images):
     return json.loads((out / "checkpoint-1" / "trainer_state.json").read_text())
 
 
+@pytest.mark.slow  # the real launch scripts, through torchrun
 @pytest.mark.parametrize("script", ["run_grpo_gui.sh", "run_grpo_rec.sh"])
 def test_run_script_trains_one_step(script, tiny_qwen25vl_dir, tmp_path):
     if script == "run_grpo_gui.sh":

@@ -1,5 +1,6 @@
 """The one config system: every recipe parses, recipe keys nothing reads are rejected, flags override recipes."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,11 +10,18 @@ from vlmr1.tasks import get_task
 from vlmr1.training.config import parse_train_args
 
 ROOT = Path(__file__).resolve().parents[2]
-RECIPES = sorted(ROOT.glob("recipes/**/*.yaml"))
+RECIPES = sorted([*ROOT.glob("recipes/**/*.yaml"), *ROOT.glob("src/vlmr1/**/recipes/*.yaml")])
 
 
 def test_there_are_recipes_for_each_task():
-    assert {p.parent.name for p in RECIPES} >= {"demo", "rec", "seg", "gui"}
+    assert {p.parent.name for p in RECIPES} >= {"rec", "seg", "gui", "examples"}
+
+
+def test_the_demo_recipes_ship_inside_the_package():
+    from vlmr1.demo.pipeline import RECIPES as DEMO_RECIPES
+
+    assert (DEMO_RECIPES / "seg_sft.yaml").is_file() and (DEMO_RECIPES / "seg_grpo.yaml").is_file()
+    assert "vlmr1" in DEMO_RECIPES.parts and "src" in DEMO_RECIPES.parts
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -30,7 +38,7 @@ def test_every_recipe_parses(recipe, tmp_path):
     get_task(script_args.task_type)  # a registered task
     get_reward_functions(script_args.reward_funcs)  # registered rewards
     # the demo's recipes get their data from the demo itself; every other recipe names its data
-    assert script_args.data_file_paths or recipe.parent.name == "demo"
+    assert script_args.data_file_paths or "demo" in recipe.parts
     assert training_args.num_generations >= 2
 
 
@@ -56,3 +64,21 @@ def test_flags_override_the_recipe_and_seed_flags_parse(tmp_path):
     assert (script_args.max_pixels, script_args.min_pixels, script_args.val_split_ratio) == (100352, 3136, 0.1)
     assert model_args.use_peft and model_args.lora_target_modules == ["q_proj", "v_proj"]
     assert training_args.deepspeed.endswith("zero2.json")
+
+
+def test_reading_the_flags_touches_no_process_state(monkeypatch, tmp_path):
+    from accelerate import PartialState
+
+    from vlmr1.training.config import build_configs, read_flags
+
+    PartialState._reset_state()
+    monkeypatch.setenv("LOCAL_RANK", "0")  # as under torchrun, where DeepSpeed on CPU needs a gloo process group
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("data_file_paths: a.jsonl\nenv:\n  VLMR1_TEST_FROM_RECIPE: '1'\n")
+    environ = dict(os.environ)
+    flags = read_flags(["--config", str(recipe), "--output_dir", str(tmp_path), "--deepspeed",
+                        str(ROOT / "configs/deepspeed/zero2.json")])
+    assert dict(os.environ) == environ and PartialState._shared_state == {}
+    assert flags.deepspeed.endswith("zero2.json") and flags.recipe_env == {"VLMR1_TEST_FROM_RECIPE": "1"}
+    with pytest.raises(ValueError, match="pre-configured"):  # the trainer's config needs set_up_processes first
+        build_configs(flags)

@@ -52,6 +52,7 @@ def _assert_mixed_step(record):
     assert any(text_only[(s, 0)] != text_only[(s, 1)] for s in steps), seen
 
 
+@pytest.mark.slow  # torchrun on 2 CPU processes: `make test-slow`
 @pytest.mark.parametrize("config, arch, extra", [
     ("zero2", "qwen2_5_vl", []),
     ("zero3", "qwen2_5_vl", ["--ds3_gather_for_generation", "false"]),
@@ -70,6 +71,7 @@ def test_deepspeed_trains_with_text_only_batches_on_one_rank(config, arch, extra
     assert len(losses(done)) == 3
 
 
+@pytest.mark.slow  # torchrun on 2 CPU processes: `make test-slow`
 def test_zero3_shared_prefix_matches_stock_saves_whole_weights_and_resumes(tmp_path, tiny_qwen25vl_dir):
     """ZeRO-3's default path (shared prefix, generation on gathered weights) learns as TRL's stock path does."""
     from transformers import AutoModelForImageTextToText

@@ -26,6 +26,7 @@ def two_files_two_folders(tmp_path):
     return [first, second], [EXAMPLES / "images", folder]
 
 
+@pytest.mark.slow  # torchrun on 2 CPU processes: `make test-slow`
 def test_two_processes_train_on_disjoint_prompts_and_resume(tiny_qwen25vl_dir, tmp_path, two_files_two_folders):
     files, folders = two_files_two_folders
     out, record = tmp_path / "run", tmp_path / "record"

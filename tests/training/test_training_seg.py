@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-import vlmr1.rewards.mask  # noqa: F401  (registers seg_iou / seg_format until rewards/__init__ imports it)
 from vlmr1.data.coco import main as coco_main
 from vlmr1.train import main as train_main
 

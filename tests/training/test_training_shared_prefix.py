@@ -12,7 +12,7 @@ import torch
 from peft import LoraConfig
 from shared_prefix_helpers import forward, grpo_batch, make_trainer, random_image, worst_relative_gradient_error
 
-from vlmr1.models import TEXT_LORA_TARGET_REGEX
+from vlmr1.models import get_family
 
 # (text, image sizes, image seed): two prompts share text and image size but not pixels; lengths differ (padding).
 SINGLE = [("How many red shapes are there?", [(112, 84)], 0), ("How many red shapes are there?", [(112, 84)], 10),
@@ -74,7 +74,7 @@ def test_frozen_vision_matches_stock(tiny_qwen25vl_dir, tmp_path):
 
 
 def test_lora_matches_stock(tiny_qwen25vl_dir, tmp_path):
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=TEXT_LORA_TARGET_REGEX, task_type="CAUSAL_LM",
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=get_family("qwen2_5_vl").lora_target_modules(), task_type="CAUSAL_LM",
                       init_lora_weights=False)  # non-zero B: the adapters change the outputs
     trainer = make_trainer(tiny_qwen25vl_dir, tmp_path, peft_config=lora)
     stock, _ = assert_same(trainer, grpo_batch(trainer.processing_class, SINGLE, group_size=3, completion_len=8))
@@ -109,7 +109,7 @@ def test_generation_prefills_each_prompt_once_and_samples_as_stock(trainer25, mo
 
 @pytest.mark.parametrize("model_dir, settings, reason", [
     ("tiny_qwen25vl_dir", {"gradient_checkpointing_kwargs": {"use_reentrant": True}}, "reentrant"),
-    ("tiny_qwen3vl_dir", {}, "model type 'qwen3_vl'"),
+    ("tiny_qwen3vl_dir", {}, "the qwen3_vl family adapter"),
 ], ids=["reentrant_checkpointing", "unsupported_family"])
 def test_unsupported_settings_fall_back_with_one_log_line(model_dir, settings, reason, request, tmp_path, caplog):
     trainer = make_trainer(request.getfixturevalue(model_dir), tmp_path, **settings)

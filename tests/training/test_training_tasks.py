@@ -102,3 +102,11 @@ def test_gui_task_trains_on_the_shipped_examples_with_default_rewards(tiny_qwen2
     examples = ROOT / "examples" / "gui"
     state = train(tiny_qwen25vl_dir, tmp_path / "run", examples / "gui_synthetic.jsonl", examples, "gui")
     assert logged_rewards(state) == {"accuracy", "format"}  # the gui task's defaults
+
+
+def test_a_users_own_task_trains_from_outside_the_package(tiny_qwen25vl_dir, tmp_path, monkeypatch):
+    # examples/my_tasks.py, named as a user names it: module:Class from the working directory
+    monkeypatch.chdir(ROOT / "examples")
+    state = train(tiny_qwen25vl_dir, tmp_path / "run", ROOT / "examples" / "counting.jsonl", ROOT / "examples" / "images",
+                  "my_tasks:Counting")
+    assert logged_rewards(state) == {"count_closeness", "format"}  # the task's own defaults and reward

@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from vlmr1.geometry import fit_contour, mask_to_rle
-from vlmr1.viz.draw import MAX_SIDE, PRED_RGB, main, make_grid, render_overlay, render_row
+from vlmr1.tasks import Overlay
+from vlmr1.viz.draw import MAX_SIDE, PRED_RGB, TRUE_RGB, main, make_grid, render_overlay, render_row
 
 H, W = 120, 200
 
@@ -31,7 +32,7 @@ def answer(contour) -> str:
 def test_render_overlay_fills_truth_green_and_outlines_answer_red():
     image = Image.new("RGB", (W, H), (128, 128, 128))
     polygon = np.array([[20, 20], [60, 20], [60, 60], [20, 60]], dtype=float)
-    out = render_overlay(image, disc(), polygon, "line one\nline two")
+    out = render_overlay(image, Overlay(true_mask=disc(), answer_polygon=polygon), "line one\nline two")
     assert out.width == W and out.height > H  # caption strip below
     px = np.asarray(out)
     g = px[60, 90]
@@ -39,13 +40,17 @@ def test_render_overlay_fills_truth_green_and_outlines_answer_red():
     assert tuple(px[20, 40]) == PRED_RGB  # on the answer's top edge
     assert tuple(px[100, 180]) == (128, 128, 128)  # untouched
     # junk polygons and boxes are ignored, not errors
-    render_overlay(image, None, np.array([[np.nan, 1e300]] * 5), "", true_box=[1, 2], pred_box=["a", 1, 2, 3])
+    render_overlay(image, Overlay(answer_polygon=np.array([[np.nan, 1e300]] * 5), true_boxes=[[1, 2]],
+                                  answer_boxes=[["a", 1, 2, 3]], answer_points=[[np.inf, 0]]), "")
 
 
 def test_large_images_are_drawn_scaled_down():
     big = Image.new("RGB", (4000, 2000))
-    out = render_overlay(big, np.zeros((2000, 4000), bool), np.array([[0, 0], [4000, 0], [4000, 2000]]), "x")
+    out = render_overlay(big, Overlay(true_mask=np.zeros((2000, 4000), bool),
+                                      answer_polygon=np.array([[0, 0], [4000, 0], [4000, 2000]])), "x")
     assert out.width == MAX_SIDE
+    small = render_overlay(Image.new("RGB", (50, 40)), Overlay(true_boxes=[[10, 10, 20, 20]]), "x", min_side=200)
+    assert small.width == 200 and tuple(np.asarray(small)[40, 60]) == TRUE_RGB  # scaled 4x, box scaled with it
 
 
 def test_predictions_are_mapped_from_the_model_frame(tmp_path, image_dir):

@@ -11,15 +11,15 @@ Training stops at the first 20 bad lines and checks only image headers; this com
 * ``image_count``: the number of ``<image>`` placeholders differs from the number of images;
 * ``empty_answer``: the ``gpt`` answer (or its ``<answer>`` content) is empty;
 * ``unknown_method``: ``accu_reward_method`` (or ``--reward_method``) names no registered accuracy method;
-* ``unparsable_answer``: the task's parser cannot read the answer: a box for ``rec``, a contour for ``seg``/
-  ``seg_radial``, an option letter / yes-no / number for the ``mcq`` / ``yes_no`` / ``numeric`` methods;
-* ``bad_field``: a field a task's reward needs is missing or invalid (``bbox`` for rec, ``mask`` for seg,
-  ``objects`` for od);
+* ``unparsable_answer``: the task cannot read the answer (a box for ``rec``, a contour for ``seg``: its
+  ``check_row``), or the accuracy method finds no option letter / yes-no / number (``mcq`` / ``yes_no`` / ``numeric``);
+* ``bad_field``: a field the task's rewards need is missing or invalid (``bbox`` for rec, ``mask`` for seg,
+  ``objects`` for od: its ``check_row``);
 * ``missing_image`` / ``corrupt_image``: an image is not there, or does not decode completely (a truncated file
   passes the header check training does, then fails mid-run).
 
-Line parsing and image headers reuse :mod:`vlmr1.data.loading`; the answer checks reuse the rewards' own parsers, so
-"parses here" means "the reward can score it".
+Line parsing and image headers reuse :mod:`vlmr1.data.loading`; the answer and field checks are the task's own
+(:meth:`vlmr1.tasks.Task.check_row`, built on its reward's parser), so "parses here" means "the reward can score it".
 """
 
 from __future__ import annotations
@@ -33,11 +33,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from vlmr1.data.loading import SourceFile, check_image, pair_sources, read_samples
-from vlmr1.data.schema import DataError, Sample
+from vlmr1.data.schema import DataError
 
 KINDS = ("bad_file", "bad_json", "bad_line", "image_count", "empty_answer", "unknown_method", "unparsable_answer",
          "bad_field", "missing_image", "corrupt_image")
-CONTOUR_TASKS = {"seg": "parametric", "seg_radial": "radial"}
 
 
 @dataclass(frozen=True)
@@ -97,55 +96,6 @@ def method_problems(method: str | None, answer: str) -> list[tuple[str, str]]:
     return []
 
 
-def task_problems(task_type: str, sample: Sample, answer: str) -> list[tuple[str, str]]:
-    """Problems of the task-specific answer and fields (what the task's rewards read).
-
-    Args:
-        task_type: the ``--task_type``.
-        sample: the parsed line.
-        answer: the gold answer, already stripped of ``<answer>`` tags ("" skips the parse: reported as empty).
-
-    Returns:
-        ``(kind, message)`` pairs.
-    """
-    out = []
-    extra = sample.extra
-    if task_type == "rec":
-        from vlmr1.rewards.box import ground_truth_box, is_valid_box, parse_box
-
-        if answer and not is_valid_box(parse_box(answer)):
-            out.append(("unparsable_answer", f"the answer {answer!r:.80} is not one box [x1, y1, x2, y2] with "
-                                             "x2 > x1 and y2 > y1"))
-        if extra.get("bbox") is not None:
-            try:
-                ground_truth_box(extra["bbox"], None)
-            except (ValueError, TypeError) as e:
-                out.append(("bad_field", f"'bbox': {e}"))
-    elif task_type in CONTOUR_TASKS:
-        from vlmr1.geometry import rle_area
-        from vlmr1.rewards.mask import parse_contour
-
-        representation = CONTOUR_TASKS[task_type]
-        if answer and parse_contour(answer, representation, None) is None:
-            out.append(("unparsable_answer", f"the answer {answer!r:.80} is not a {representation} Chebyshev contour "
-                                             f"(task {task_type}); see vlmr1.rewards.mask"))
-        if extra.get("mask") is None:
-            out.append(("bad_field", "no 'mask' (COCO RLE of the object): seg_iou would score every answer 0"))
-        else:
-            try:
-                rle_area(extra["mask"])
-            except (ValueError, TypeError) as e:
-                out.append(("bad_field", f"'mask' is not a valid COCO RLE: {e}"))
-    elif task_type == "od":
-        from vlmr1.rewards.detection import ground_truth_objects
-
-        try:
-            ground_truth_objects(extra.get("objects"))
-        except (ValueError, TypeError) as e:
-            out.append(("bad_field", f"'objects': {e}"))
-    return out
-
-
 def image_problem(path: str) -> tuple[str, str] | None:
     """``(kind, message)`` when an image is missing, unreadable or does not decode completely, else None.
 
@@ -176,14 +126,16 @@ def check_sources(sources: Sequence[SourceFile], task_type: str = "default", wor
 
     Args:
         sources: from :func:`vlmr1.data.loading.pair_sources`.
-        task_type: decides which answer parser and fields are checked.
+        task_type: the task whose ``check_row`` reads the answers and fields (a name or ``module:Class``).
         workers: threads decoding images (the decoders release the GIL).
 
     Returns:
         The :class:`CheckReport`; problems are in file order, then line order.
     """
     from vlmr1.rewards.parsing import answer_or_text
+    from vlmr1.tasks import get_task
 
+    task = get_task(task_type)
     report = CheckReport(files=len(sources))
     found: list[tuple[int, int, Problem]] = []  # (file index, line, problem): sorted at the end
     images: dict[str, list[tuple[int, str, int]]] = {}  # image path -> the lines using it
@@ -200,7 +152,7 @@ def check_sources(sources: Sequence[SourceFile], task_type: str = "default", wor
             answer = answer_or_text(sample.solution)  # "" for "<answer> </answer>": reported once, not re-parsed
             kinds = [] if answer else [("empty_answer", "the <answer> content of the 'gpt' answer is empty")]
             kinds += method_problems(sample.accu_reward_method or source.reward_method, answer)
-            kinds += task_problems(task_type, sample, answer)
+            kinds += task.check_row(answer, sample.extra)
             found.extend((index, line_no, Problem(source.path, line_no, k, m)) for k, m in kinds)
             for image in sample.images:
                 images.setdefault(os.path.join(source.image_folder, image), []).append((index, source.path, line_no))
@@ -238,21 +190,23 @@ def main(argv: list[str] | None = None) -> int:
     Raises:
         SystemExit: status 1 when any problem was found (2 for bad arguments), so the shell sees a failure.
     """
-    from vlmr1.tasks import TASKS
-
     p = argparse.ArgumentParser(prog="vlmr1 data check", description=__doc__.split("\n\n")[0])
     p.add_argument("--data_file_paths", "--data-file-paths", required=True, help="a.jsonl[:b.jsonl], as for train")
     p.add_argument("--image_folders", "--image-folders", default=None,
                    help="one folder per data file (':'-separated), or one for all")
-    p.add_argument("--task_type", "--task-type", default="default", choices=sorted(TASKS),
-                   help="decides which answer parser and fields are checked")
+    p.add_argument("--task_type", "--task-type", default="default",
+                   help="the task whose answers and fields are checked: default, rec, seg, od, gui, point, ... or "
+                        "package.module:TaskClass")
     p.add_argument("--reward_method", "--reward-method", default=None,
                    help="default accuracy method for lines without accu_reward_method, as for train")
     p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="image decoding threads")
     args = p.parse_args(argv)
+    from vlmr1.tasks import get_task
+
     try:
         sources = pair_sources(args.data_file_paths, args.image_folders, args.reward_method)
-    except DataError as e:
+        get_task(args.task_type)
+    except (DataError, ValueError) as e:
         p.error(str(e))
     report = check_sources(sources, args.task_type, args.workers)
     for problem in report.problems:

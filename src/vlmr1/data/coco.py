@@ -43,7 +43,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from vlmr1.data.download import BASE_URL, atomic_write_bytes, ensure_coco, fsync_dir
+from vlmr1.data.download import BASE_URL, ensure_coco
+from vlmr1.fileio import atomic_open, atomic_write
 
 FORMAT_VERSION = 1
 DEFAULT_CHUNK = 500
@@ -93,13 +94,12 @@ def convert_record(rec: dict, settings: ConvertSettings) -> list[dict]:
     Raises:
         ValueError: the mask is empty or unreadable.
     """
-    from vlmr1.geometry import encode_mask_rle
+    from vlmr1.geometry import encode_mask_rle, xywh_to_xyxy
 
     rle = annotation_rle(rec["segmentation"], rec["height"], rec["width"])
     answer, iou = encode_mask_rle(rle, settings.representation, settings.terms, settings.fit, settings.decimals)
-    x, y, w, h = (float(v) for v in rec["bbox"])
     common = {"mask": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
-              "bbox": [round(x, 2), round(y, 2), round(x + w, 2), round(y + h, 2)],
+              "bbox": [round(v, 2) for v in xywh_to_xyxy([float(v) for v in rec["bbox"]]).tolist()],
               "category": rec["category"], "fit_iou": round(float(iou), 4),
               "ann_id": rec["ann_id"], "image_id": rec["image_id"]}
     lines = []
@@ -131,7 +131,7 @@ def convert_chunk(job: tuple[list[dict], ConvertSettings, str]) -> tuple[int, in
         masks += 1
         iou_sum += lines[0]["fit_iou"] if lines else 0.0
         out.extend(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-    atomic_write_bytes(part_path, "".join(out).encode("utf-8"))
+    atomic_write(part_path, "".join(out))
     return masks, len(out), iou_sum, failed, time.process_time() - cpu
 
 
@@ -278,17 +278,11 @@ def convert_records(records: list[dict], out_path: Path, parts_root: Path, setti
     bar.close()
     for leftover in out_path.parent.glob(f".{out_path.name}.*.tmp"):  # a run killed while concatenating
         leftover.unlink(missing_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as out:
+    with atomic_open(out_path) as out:
         for p in paths:
             with open(p, "rb") as part:
                 shutil.copyfileobj(part, out, 1 << 20)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, out_path)
-    fsync_dir(out_path.parent)
-    atomic_write_bytes(parts_root / "done.json", json.dumps({"fingerprint": fp, "size": out_path.stat().st_size})
-                       .encode())
+    atomic_write(parts_root / "done.json", json.dumps({"fingerprint": fp, "size": out_path.stat().st_size}))
     shutil.rmtree(parts_dir, ignore_errors=True)  # the final file holds everything now
     stats["mean_fit_iou"] = stats.pop("iou_sum") / stats["masks"] if stats["masks"] else float("nan")
     stats["seconds"] = time.perf_counter() - start

@@ -31,8 +31,10 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
-__all__ = ["BASE_URL", "COCO_MD5", "DownloadError", "UnsafeArchiveError", "atomic_write_bytes", "download",
-           "ensure_coco", "file_digest", "fsync_dir", "safe_extract"]
+from vlmr1.fileio import atomic_open, atomic_write, fsync_dir
+
+__all__ = ["BASE_URL", "COCO_MD5", "DownloadError", "UnsafeArchiveError", "download",
+           "ensure_coco", "file_digest", "safe_extract"]
 
 # Official COCO archives: MD5 published by many independent mirrors/loaders (train2014.zip is left out because
 # the public sources disagree on it; its size is still checked against the server's).
@@ -55,32 +57,6 @@ class DownloadError(RuntimeError):
 class UnsafeArchiveError(ValueError):
     """A zip holds an entry that would be written outside the target folder, a link or special file, duplicate or
     conflicting entries, or declares more data than the disk can take."""
-
-
-def fsync_dir(path: str | os.PathLike) -> None:
-    """fsync a directory so a rename inside it survives a crash (no-op where unsupported)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "md5") -> str:
@@ -292,14 +268,9 @@ def safe_extract(zip_path: str | os.PathLike, target_dir: str | os.PathLike, *,
             if target.is_file() and target.stat().st_size == info.file_size:
                 continue  # written by an earlier (interrupted) run: renamed into place only when complete
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            try:
-                with archive.open(info) as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
-            except BaseException:
-                tmp.unlink(missing_ok=True)  # a corrupt entry (CRC, size) leaves no partial file behind
-                raise
-            os.replace(tmp, target)
+            # a corrupt entry (CRC, size) raises inside and leaves no partial file behind
+            with archive.open(info) as src, atomic_open(target, durable=False) as dst:
+                shutil.copyfileobj(src, dst, CHUNK)
     return done
 
 
@@ -328,7 +299,7 @@ def ensure_coco(root: Path, year: str, splits: list[str], allow_download: bool, 
         if not marker.is_file():
             print(f"extracting {zip_path}")
             safe_extract(zip_path, root, select=select)
-            atomic_write_bytes(marker, b"")
+            atomic_write(marker, b"")
         if delete_zips:
             zip_path.unlink(missing_ok=True)
 

@@ -32,14 +32,8 @@ from dataclasses import dataclass, field, replace
 
 from PIL import Image, ImageDraw, ImageFont
 
-from vlmr1.data.refcoco import write_jsonl_atomic
-
-NO_DEFECT = "No Defect"
-NO_RESPONSE = "Operation No Response"
-NAVIGATION = "Navigation Logic Error"
-UNEXPECTED = "Unexpected Task Result"
-KEYBOARD = "Virtual Keyboard Related Issue"
-DEFECT_CLASSES = (NO_DEFECT, NO_RESPONSE, KEYBOARD, NAVIGATION, UNEXPECTED)
+from vlmr1.fileio import write_jsonl
+from vlmr1.tasks.gui import DEFECT_CLASSES, KEYBOARD, NAVIGATION, NO_DEFECT, NO_RESPONSE, UNEXPECTED
 
 SIZE = (144, 256)  # a small portrait phone screen; flat colours keep each PNG at a few KB
 APPS = ("Settings", "Device", "Account", "Options")
@@ -216,7 +210,7 @@ def generate(output_dir: str, num: int, seed: int = 0) -> str:
             "action": action,
         })
     path = os.path.join(output_dir, "gui_synthetic.jsonl")
-    write_jsonl_atomic(path, rows)
+    write_jsonl(path, rows)
     return path
 
 

@@ -213,6 +213,32 @@ def load_sources(sources: Sequence[SourceFile], task_type: str = "default",
     return LoadedData(cols, list(extra_keys))
 
 
+@dataclass
+class CheckedData:
+    """A run's data, read and checked before any model file is opened."""
+
+    task: Any  # vlmr1.tasks.Task
+    sources: list[SourceFile]
+    data: LoadedData
+
+
+def load_checked_data(data_file_paths, image_folders, reward_method=None, task_type: str = "default",
+                      check_images: bool = True) -> CheckedData:
+    """Read and check every line of every data file for a task (errors name file:line and the fix); loads no model.
+
+    Training and evaluation both start here; ``vlmr1 data check`` (:mod:`vlmr1.data.check`) lists every problem
+    instead of stopping at the first ones.
+    """
+    from vlmr1.rewards import validate_accuracy_method
+    from vlmr1.tasks import get_task
+
+    task = get_task(task_type)
+    sources = pair_sources(data_file_paths, image_folders, reward_method)
+    data = load_sources(sources, task_type=task.name, validate_method=validate_accuracy_method,
+                        check_images=check_images)
+    return CheckedData(task, sources, data)
+
+
 def make_row_transform(extra_keys: Sequence[str], format_question: Callable[[str], str] | None = None,
                        frame: Any = None):
     """Build the lazy transform that turns stored rows into what ``GRPOTrainer`` and the rewards receive.

@@ -17,7 +17,7 @@ Output: one jsonl per split, ``OUT/<name>_<split>.jsonl`` with ``<name>`` = ``re
 ``image`` is the COCO ``file_name``, relative to ``--images`` (e.g. ``train2014/``): pass that folder as
 ``--image_folders`` when training. ``bbox`` and the answer are ``[x1, y1, x2, y2]`` in original pixels; the REC
 rewards map the model's answer into original pixels, so the data never depends on the model family.
-Files are written atomically (temp file in the same folder, fsync, ``os.replace``).
+Files are written atomically (:mod:`vlmr1.fileio`).
 """
 
 from __future__ import annotations
@@ -27,9 +27,11 @@ import builtins
 import json
 import os
 import pickle
-import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
+
+from vlmr1.fileio import write_jsonl
+from vlmr1.geometry.boxes import xywh_to_xyxy
 
 DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
 FILE_PREFIX = {"refcoco": "refcoco", "refcoco+": "refcocop", "refcocog": "refcocog"}
@@ -71,44 +73,6 @@ def load_refs(path: str) -> list[dict[str, Any]]:
     return refs
 
 
-def write_jsonl_atomic(path: str, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows as JSON Lines so that ``path`` is either the old file or the complete new one, never partial.
-
-    Args:
-        path: Destination file; its folder is created if needed.
-        rows: JSON-serialisable dicts.
-
-    Returns:
-        The number of lines written.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-    count = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                count += 1
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; data files are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable (POSIX; not possible on every platform)
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
-    return count
-
-
 def find_refer_files(refs_dir: str, dataset: str, split_by: str) -> tuple[str, str]:
     """Locate ``refs(<split_by>).p`` and ``instances.json`` in ``refs_dir`` or ``refs_dir/<dataset>``.
 
@@ -132,8 +96,7 @@ def find_refer_files(refs_dir: str, dataset: str, split_by: str) -> tuple[str, s
 
 
 def _xyxy(bbox: Sequence[float]) -> list[float]:
-    x, y, w, h = (float(v) for v in bbox)
-    return [round(x, 2), round(y, 2), round(x + w, 2), round(y + h, 2)]
+    return [round(v, 2) for v in xywh_to_xyxy([float(v) for v in bbox]).tolist()]
 
 
 def convert_refs(refs: Sequence[dict[str, Any]], instances: dict[str, Any], prefix: str) -> dict[str, list[dict]]:
@@ -212,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     for split, rows in convert_refs(refs, instances, prefix).items():
         missing.update(r["image"] for r in rows if not os.path.isfile(os.path.join(args.images, r["image"])))
         path = os.path.join(args.output_dir, f"{prefix}_{split}.jsonl")
-        written[path] = write_jsonl_atomic(path, rows)
+        written[path] = write_jsonl(path, rows)
         print(f"wrote {written[path]} lines to {path}")
     if missing:
         print(f"warning: {len(missing)} referenced image(s) are not in {args.images}, e.g. {sorted(missing)[0]}")

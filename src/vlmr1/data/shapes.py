@@ -34,6 +34,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
+from vlmr1.fileio import write_jsonl
 from vlmr1.geometry import DEFAULT_TERMS, encode_mask_rle, mask_to_bbox, mask_to_rle, polygon_to_mask
 
 __all__ = ["COLORS", "KINDS", "STAR_SHAPED_KINDS", "Shape", "make_scene", "describe", "generate", "main"]
@@ -250,14 +251,6 @@ def _rows(split: str, count: int, rng: np.random.Generator, output_dir: str, siz
     return rows
 
 
-def _write_jsonl(path: str, rows: list[dict]) -> None:
-    """Write atomically: a reader never sees half a file."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    os.replace(tmp, path)
-
-
 def generate(output_dir: str, num_train: int, num_val: int, seed: int = 0, image_size: int = 112,
              min_shapes: int = 1, max_shapes: int = 4, background: int | None = None, solo: float = 0.0,
              queries_per_image: int = 2, terms: int = DEFAULT_TERMS, decimals: int = 0, compact: bool = False,
@@ -292,7 +285,7 @@ def generate(output_dir: str, num_train: int, num_val: int, seed: int = 0, image
         rows = _rows(split, count, rng, output_dir, image_size, min_shapes, max_shapes, background, solo,
                      queries_per_image, terms, decimals, compact, workers, progress)
         paths[split] = os.path.join(output_dir, f"{split}.jsonl")
-        _write_jsonl(paths[split], rows)
+        write_jsonl(paths[split], rows)
     return paths
 
 

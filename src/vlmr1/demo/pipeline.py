@@ -5,9 +5,9 @@ Stages, top to bottom (each one timed, with a progress bar):
 1. model     a tiny Qwen2.5-VL built offline (random weights, locally trained tokenizer)
 2. data      synthetic shapes with referring phrases and Chebyshev answers (``vlmr1 data shapes``)
 3. eval      greedy validation before any training (vlmr1's evaluator, the seg task's gIoU / cIoU / parse rate)
-4. sft       supervised warm start, TRL's SFTTrainer (``recipes/demo/seg_sft.yaml``)
+4. sft       supervised warm start, TRL's SFTTrainer (``vlmr1/demo/recipes/seg_sft.yaml``)
 5. eval      after SFT
-6. grpo      GRPO with ``seg_iou`` + ``seg_format`` through vlmr1's trainer (``recipes/demo/seg_grpo.yaml``)
+6. grpo      GRPO with ``seg_iou`` + ``seg_format`` through vlmr1's trainer (``vlmr1/demo/recipes/seg_grpo.yaml``)
 7. eval      after GRPO
 8. report    ``DIR/report.html`` and ``DIR/metrics.json``
 
@@ -25,12 +25,12 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from vlmr1.tasks import Task
+from vlmr1.tasks.base import Task
 from vlmr1.tasks.seg import SEG_DEMO
 
 logger = logging.getLogger(__name__)
 
-RECIPES = Path(__file__).resolve().parents[3] / "recipes" / "demo"
+RECIPES = Path(__file__).resolve().parent / "recipes"  # shipped inside the package (package data)
 
 DEMO_TASK: Task = SEG_DEMO  # `seg` with the question alone (see vlmr1.tasks.seg)
 
@@ -116,10 +116,7 @@ class StageClock:
 
 
 def _recipe(name: str) -> str:
-    path = RECIPES / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run the demo from a source checkout (pip install -e .)")
-    return str(path)
+    return str(RECIPES / name)
 
 
 def _load_rows(jsonl: str, image_folder: str, frame) -> list[dict[str, Any]]:
@@ -157,14 +154,14 @@ def run(output_dir: str, settings: DemoSettings = FULL, started_at: float | None
         The content of ``metrics.json`` plus ``"report"``: the report's path.
     """
     import torch
-    from transformers import AutoProcessor
     from trl import SFTConfig, TrlParser
 
     from vlmr1.data.loading import load_sources, pair_sources
     from vlmr1.data.shapes import generate
     from vlmr1.demo.report import write_json, write_report
     from vlmr1.demo.sft import sft_dataset, train_sft
-    from vlmr1.models import build_tiny_model, get_family
+    from vlmr1.models import build_tiny_model
+    from vlmr1.models.loading import load_model, load_processor
     from vlmr1.training.config import parse_train_args
     from vlmr1.training.setup import build_trainer, check_data
 
@@ -177,9 +174,8 @@ def run(output_dir: str, settings: DemoSettings = FULL, started_at: float | None
         model_dir = str(build_tiny_model("qwen2_5_vl", os.path.join(out, "model-init"), seed=settings.seed,
                                          min_pixels=pixels, max_pixels=pixels, rope_theta=settings.rope_theta,
                                          **settings.model))
-        family = get_family("qwen2_5_vl")
-        processor = AutoProcessor.from_pretrained(model_dir)
-        model = family.load(model_dir, dtype=torch.float32)
+        family, processor = load_processor(model_dir)
+        model = load_model(family, model_dir, dtype="float32")
         frame = family.coordinate_frame(processor)
         params_m = sum(p.numel() for p in model.parameters()) / 1e6
         print(f"    {params_m:.1f}M parameters; images {settings.image_size} px = the model's frame "

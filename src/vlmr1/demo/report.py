@@ -1,6 +1,6 @@
 """The demo's report: ``metrics.json``, matplotlib curves, a grid of validation drawings, and ``report.html``.
 
-Everything is written atomically (a temp file renamed into place), and the HTML embeds its PNGs as data URIs so the
+Everything is written atomically (:mod:`vlmr1.fileio`), and the HTML embeds its PNGs as data URIs so the
 one file can be opened or mailed on its own; the PNGs are also written next to it.
 """
 
@@ -21,28 +21,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from vlmr1.fileio import atomic_write  # noqa: E402
+
 STAGES = (("before", "before training"), ("sft", "after SFT"), ("grpo", "after GRPO"))
 METRICS = (("gIoU", "gIoU"), ("cIoU", "cIoU"), ("parse_rate", "parse rate"))
 TILE = 224  # drawn side of a validation image in the grid, in pixels
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
-
-
 def write_json(path: str, value: Any) -> None:
     """Write ``value`` as indented JSON, atomically."""
-    _atomic_write(path, (json.dumps(value, indent=2) + "\n").encode())
+    atomic_write(path, (json.dumps(value, indent=2) + "\n").encode())
 
 
 def _save_figure(fig, path: str) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
     plt.close(fig)
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
     return buf.getvalue()
 
 
@@ -120,8 +115,7 @@ def draw_examples(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, S
     Returns:
         The PNG bytes.
     """
-    from vlmr1.geometry import rle_to_mask
-    from vlmr1.rewards.mask import answer_polygon, seg_score
+    from vlmr1.tasks.seg import SEG_DEMO
     from vlmr1.viz.draw import make_grid, render_overlay
 
     columns = rows[:count]
@@ -129,21 +123,16 @@ def draw_examples(rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, S
     tiles: list[list[Image.Image]] = [[] for _ in range(len(stages) + 1)]
     for i, row in enumerate(columns):
         image = row["images"][0]
-        scale = max(1, round(TILE / max(image.size)))
-        big = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
-        tiles[0].append(render_overlay(big, caption=_phrase(row)))
-        truth = rle_to_mask(row["mask"])
+        tiles[0].append(render_overlay(image, caption=_phrase(row), min_side=TILE))
         for k, (key, label) in enumerate(stages, start=1):
             records = predictions.get(key) or []
-            text = records[i]["prediction"] if i < len(records) else ""
-            polygon = answer_polygon(text, row)
-            status = "unparsable" if polygon is None else f"IoU {seg_score(text, row).iou:.2f}"
-            scaled = None if polygon is None else polygon * scale
-            tiles[k].append(render_overlay(big, truth, scaled, f"{label}: {status}"))
+            overlay = SEG_DEMO.overlay(row, records[i]["prediction"] if i < len(records) else "")
+            status = "unparsable" if overlay.score is None else f"IoU {overlay.score:.2f}"
+            tiles[k].append(render_overlay(image, overlay, f"{label}: {status}", min_side=TILE))
     grid = make_grid([t for line in tiles for t in line], columns=len(columns))
     buf = io.BytesIO()
     grid.save(buf, format="PNG", optimize=True)
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
     return buf.getvalue()
 
 
@@ -167,7 +156,7 @@ def summary_figure(pngs: Sequence[bytes], path: str, width: int = 1000) -> None:
         y += im.height
     buf = io.BytesIO()
     out.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
-    _atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue())
 
 
 def _side_by_side(left: bytes, right: bytes) -> bytes:
@@ -272,5 +261,5 @@ def write_report(output_dir: str, metrics: Mapping[str, Any], sft_history: Seque
     summary_figure([_side_by_side(pngs["metrics"], pngs["curves"]), pngs["examples"]],
                    os.path.join(output_dir, "report_figure.png"))
     path = os.path.join(output_dir, "report.html")
-    _atomic_write(path, render_html(metrics, pngs).encode())
+    atomic_write(path, render_html(metrics, pngs).encode())
     return path

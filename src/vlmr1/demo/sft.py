@@ -100,7 +100,7 @@ def train_sft(model, processor, train_dataset: Dataset, args, time_budget_s: flo
         model: the model to train in place.
         processor: its processor.
         train_dataset: from :func:`sft_dataset`.
-        args: a ``trl.SFTConfig`` (e.g. parsed from ``recipes/demo/seg_sft.yaml``).
+        args: a ``trl.SFTConfig`` (e.g. parsed from ``vlmr1/demo/recipes/seg_sft.yaml``).
         time_budget_s: train for this many seconds or ``args.max_steps``, whichever comes first, with a warm-up +
             cosine schedule over that, peaking at ``args.learning_rate``; None: ``max_steps`` and the recipe's
             own schedule.

@@ -1,4 +1,6 @@
-"""Evaluation of a checkpoint or an in-memory model on jsonl data: ``vlmr1 eval`` and :func:`evaluate`."""
+"""Evaluation of a checkpoint or an in-memory model on jsonl data (``vlmr1 eval``, :func:`evaluate`): batched
+generation, the task's metric hooks per sample and per file, and the reports. It loads models through
+``vlmr1.models.loading`` and never imports ``vlmr1.training``."""
 
 from vlmr1.evaluation.config import EvalArguments, parse_eval_args
 from vlmr1.evaluation.generation import TransformersGenerator, VLLMGenerator

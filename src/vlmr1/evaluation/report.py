@@ -1,4 +1,4 @@
-"""The three files an evaluation writes, each atomically (temp file + ``os.replace``).
+"""The three files an evaluation writes, each atomically (:func:`vlmr1.fileio.atomic_write`).
 
 ``metrics.json``::
 
@@ -8,8 +8,8 @@
 ``predictions.jsonl``, one line per evaluated sample, in data order: every field of the original jsonl line (``id``,
 ``image`` as written in the file, ``conversations``, ``accu_reward_method``, extra fields such as ``bbox`` or
 ``mask``) plus ``prediction`` (the completion text), ``source`` (``file:line``), ``image_folder`` (the image path is
-``os.path.join(image_folder, image)``), ``metrics`` (the task's per-sample dict) and, only where the task's metric
-hook raised, ``metric_error``. ``vlmr1 draw --predictions`` reads it.
+``os.path.join(image_folder, image)``), ``task_type``, ``metrics`` (the task's per-sample dict) and, only where the
+task's metric hook raised, ``metric_error``. ``vlmr1 draw --predictions`` reads it.
 
 ``report.md``: a metric table per file, a few example predictions per file, and the settings.
 """
@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from vlmr1.data.loading import SourceFile
+from vlmr1.fileio import atomic_write
 
 logger = logging.getLogger(__name__)
 
@@ -39,31 +39,6 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     return str(value)
-
-
-def atomic_write_lines(path: str, lines: Iterable[str]) -> None:
-    """Write ``lines`` (each newline-terminated here) to ``path`` via a temp file in the same folder and
-    ``os.replace``, so a reader never sees a half-written file and a crash leaves the old one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: str, text: str) -> None:
-    """Write one text file atomically (see :func:`atomic_write_lines`)."""
-    atomic_write_lines(path, [text.rstrip("\n")])
 
 
 def split_source(source: str) -> tuple[str, int]:
@@ -94,13 +69,15 @@ def read_original_lines(sources: Iterable[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def prediction_records(predictions: Sequence[Mapping[str, Any]], sources: Sequence[SourceFile] = ()) -> list[dict]:
-    """The ``predictions.jsonl`` objects: original line fields + prediction, source, image_folder, metrics.
+def prediction_records(predictions: Sequence[Mapping[str, Any]], sources: Sequence[SourceFile] = (),
+                       task: str = "") -> list[dict]:
+    """The ``predictions.jsonl`` objects: original line fields + prediction, source, image_folder, task_type, metrics.
 
     Args:
         predictions: from :func:`vlmr1.evaluation.evaluate` (``id``, ``source``, ``prediction``, ``metrics``).
         sources: the evaluated files with their image folders (from ``pair_sources``); a file not among them gets
             ``image_folder: null``.
+        task: the task's name.
     """
     folders = {s.path: s.image_folder for s in sources}
     originals = read_original_lines(p["source"] for p in predictions)
@@ -108,7 +85,8 @@ def prediction_records(predictions: Sequence[Mapping[str, Any]], sources: Sequen
     for p in predictions:
         record = dict(originals.get(p["source"], {"id": p["id"]}))
         record.update(prediction=p["prediction"], source=p["source"],
-                      image_folder=folders.get(split_source(p["source"])[0]), metrics=p["metrics"])
+                      image_folder=folders.get(split_source(p["source"])[0]), task_type=task or None,
+                      metrics=p["metrics"])
         if "metric_error" in p:
             record["metric_error"] = p["metric_error"]
         records.append(record)
@@ -173,11 +151,11 @@ def write_outputs(output_dir: str, per_file_metrics: Mapping[str, Mapping[str, A
     settings = dict(settings or {})
     paths = {name: os.path.join(output_dir, file) for name, file in
              (("metrics", "metrics.json"), ("predictions", "predictions.jsonl"), ("report", "report.md"))}
-    records = prediction_records(predictions, sources)
-    atomic_write_lines(paths["predictions"], (json.dumps(r, ensure_ascii=False, default=_jsonable) for r in records))
+    records = prediction_records(predictions, sources, task)
+    atomic_write(paths["predictions"], (json.dumps(r, ensure_ascii=False, default=_jsonable) for r in records))
     summary = {"model": model, "task": task, "metrics": per_file_metrics, "settings": settings,
                "vlmr1_version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    atomic_write_text(paths["metrics"], json.dumps(summary, indent=2, ensure_ascii=False, default=_jsonable))
-    atomic_write_text(paths["report"], render_report(per_file_metrics, records, model=model, task=task,
+    atomic_write(paths["metrics"], json.dumps(summary, indent=2, ensure_ascii=False, default=_jsonable) + "\n")
+    atomic_write(paths["report"], render_report(per_file_metrics, records, model=model, task=task,
                                                      settings=settings))
     return paths

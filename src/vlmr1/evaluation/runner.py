@@ -14,32 +14,21 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from vlmr1.data.loading import LoadedData, SourceFile, build_dataset, load_sources, pair_sources
+from vlmr1.data.loading import CheckedData, LoadedData, build_dataset, load_checked_data, split_paths
 from vlmr1.data.schema import DataError
 from vlmr1.evaluation.config import EvalArguments
 from vlmr1.evaluation.generation import TransformersGenerator, VLLMGenerator
 from vlmr1.evaluation.report import split_source, write_outputs
-from vlmr1.rewards import validate_accuracy_method
-from vlmr1.tasks import Task, get_task
+from vlmr1.tasks import Task
 
 logger = logging.getLogger(__name__)
 
 Generator = Callable[[Sequence[Mapping[str, Any]]], list[str]]
-
-
-@dataclass
-class CheckedEval:
-    """The evaluation's data, read and checked before any model file is opened."""
-
-    task: Task
-    sources: list[SourceFile]
-    data: LoadedData
 
 
 def first_per_file(data: LoadedData, n: int) -> LoadedData:
@@ -54,23 +43,18 @@ def first_per_file(data: LoadedData, n: int) -> LoadedData:
     return LoadedData({k: [v[i] for i in keep] for k, v in data.rows.items()}, data.extra_keys)
 
 
-def check_eval_data(args: EvalArguments) -> CheckedEval:
-    """Read and check every data file (errors name file:line and the fix); loads no model.
-
-    Same checks as training (:func:`vlmr1.training.setup.check_data`) minus the rewards, which an eval does not use.
-    """
-    task = get_task(args.task_type)
-    sources = pair_sources(args.data_file_paths, args.image_folders, args.reward_method)
-    paths = [os.path.normpath(s.path) for s in sources]
+def check_eval_data(args: EvalArguments) -> CheckedData:
+    """Read and check every data file as training does (errors name file:line and the fix); loads no model."""
+    paths = [os.path.normpath(p) for p in split_paths(args.data_file_paths)]
     twice = sorted({p for p in paths if paths.count(p) > 1})
     if twice:  # metrics and predictions are keyed by file
         raise DataError(twice[0], None, "given twice in --data_file_paths", "list each data file once")
-    data = load_sources(sources, task_type=task.name, validate_method=validate_accuracy_method,
-                        check_images=args.check_images)
+    checked = load_checked_data(args.data_file_paths, args.image_folders, args.reward_method, args.task_type,
+                                args.check_images)
     if args.num_samples:
-        data = first_per_file(data, args.num_samples)
-    logger.info("evaluating %d samples from %d file(s)", len(data), len(sources))
-    return CheckedEval(task, sources, data)
+        checked.data = first_per_file(checked.data, args.num_samples)
+    logger.info("evaluating %d samples from %d file(s)", len(checked.data), len(checked.sources))
+    return checked
 
 
 def score_sample(task: Task, index: int, row: Mapping[str, Any], text: str) -> dict[str, Any]:
@@ -217,15 +201,12 @@ def run_eval(args: EvalArguments) -> tuple[dict[str, dict[str, Any]], list[dict[
         As :func:`evaluate` (on rank 0; other ranks get ``({}, [])``).
     """
     from accelerate import PartialState
-    from trl import ModelConfig
 
     from vlmr1.models.frames import frame_settings_from_processor
-    from vlmr1.training import setup
+    from vlmr1.models.loading import load_model, load_processor
 
     checked = check_eval_data(args)  # bad data must stop the run before minutes of model loading
-    model_args = ModelConfig(model_name_or_path=args.model, model_revision=args.model_revision, dtype=args.dtype,
-                             attn_implementation=args.attn_implementation)
-    family, processor = setup.load_processor(model_args, args.min_pixels, args.max_pixels)
+    family, processor = load_processor(args.model, args.model_revision, args.min_pixels, args.max_pixels)
     rows = build_dataset(checked.data, checked.task.format_question, family.coordinate_frame(processor))
     # Sets up torch.distributed under torchrun and picks this rank's device; rank and world size are then read
     # from torch.distributed itself (PartialState reports a CPU-only torchrun as one process).
@@ -240,7 +221,7 @@ def run_eval(args: EvalArguments) -> tuple[dict[str, dict[str, Any]], list[dict[
             gpu_memory_utilization=args.vllm_gpu_memory_utilization, max_model_len=args.vllm_max_model_len,
             revision=args.model_revision)
     else:
-        model = setup.load_model(family, model_args, freeze_vision_modules=False).to(device)
+        model = load_model(family, args.model, args.dtype, args.attn_implementation, args.model_revision).to(device)
     metrics, predictions = evaluate(model, processor, rows, checked.task, args.batch_size, args.max_new_tokens,
                                     generator=generator)
     if rank == 0:

@@ -1,19 +1,11 @@
-"""Mask, box and Chebyshev-contour geometry (pure numpy/scipy/pycocotools; no torch, no I/O).
+"""Mask, box and Chebyshev-contour geometry, IoU and COCO AP (pure numpy/scipy/pycocotools; no torch, no I/O).
 
 See ``masks.py`` for the pixel and orientation conventions, ``contours.py`` for the two answer
 formats, ``contour_fit.py`` for fitting and the per-instance encoder.
 """
 
-from .boxes import (
-    box_area,
-    box_iou,
-    box_iou_pairwise,
-    clip_boxes,
-    mask_to_bbox,
-    scale_boxes,
-    xywh_to_xyxy,
-    xyxy_to_xywh,
-)
+from .average_precision import coco_average_precision
+from .boxes import box_area, box_iou_pairwise, is_valid_box, mask_to_bbox, xywh_to_xyxy, xyxy_to_xywh
 from .contour_fit import FITS, REPRESENTATIONS, encode_mask_rle, fit_contour, fit_parametric, fit_radial
 from .contours import DEFAULT_TERMS, ParametricContour, RadialContour, contour_from_json
 from .masks import (
@@ -36,14 +28,14 @@ __all__ = [
     "ParametricContour",
     "RadialContour",
     "box_area",
-    "box_iou",
     "box_iou_pairwise",
-    "clip_boxes",
+    "coco_average_precision",
     "contour_from_json",
     "encode_mask_rle",
     "fit_contour",
     "fit_parametric",
     "fit_radial",
+    "is_valid_box",
     "largest_component",
     "mask_iou",
     "mask_to_bbox",
@@ -54,7 +46,6 @@ __all__ = [
     "rle_area",
     "rle_iou",
     "rle_to_mask",
-    "scale_boxes",
     "signed_area",
     "xywh_to_xyxy",
     "xyxy_to_xywh",

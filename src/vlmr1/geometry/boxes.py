@@ -1,4 +1,4 @@
-"""Axis-aligned boxes: IoU (all pairs and element-wise), clipping, scaling and format helpers.
+"""Axis-aligned boxes: element-wise IoU, validity, and COCO format conversion.
 
 Boxes are ``xyxy`` = ``[x1, y1, x2, y2]`` in pixel coordinates (see ``masks.py`` for the pixel
 convention: a box ``[0, 0, W, H]`` covers the whole image) unless a name says ``xywh`` (COCO's
@@ -7,18 +7,11 @@ convention: a box ``[0, 0, W, H]`` covers the whole image) unless a name says ``
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = [
-    "box_area",
-    "box_iou",
-    "box_iou_pairwise",
-    "clip_boxes",
-    "scale_boxes",
-    "xywh_to_xyxy",
-    "xyxy_to_xywh",
-    "mask_to_bbox",
-]
+__all__ = ["box_area", "box_iou_pairwise", "is_valid_box", "mask_to_bbox", "xywh_to_xyxy", "xyxy_to_xywh"]
 
 
 def _boxes(b) -> np.ndarray:
@@ -41,7 +34,6 @@ def box_area(boxes) -> np.ndarray:
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    # a and b broadcast against each other; shared by the all-pairs and element-wise versions
     w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
     h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = w * h
@@ -49,19 +41,6 @@ def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
     return np.nan_to_num(iou, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def box_iou(a, b) -> np.ndarray:
-    """IoU of every box in ``a`` with every box in ``b``.
-
-    Args:
-        a: (N, 4) xyxy.
-        b: (M, 4) xyxy.
-    Returns:
-        (N, M) float in [0, 1]; 0 where the union is empty or values are not finite.
-    """
-    a, b = _boxes(a).reshape(-1, 4), _boxes(b).reshape(-1, 4)
-    return _iou(a[:, None, :], b[None, :, :])
 
 
 def box_iou_pairwise(a, b) -> np.ndarray:
@@ -75,29 +54,24 @@ def box_iou_pairwise(a, b) -> np.ndarray:
     return _iou(_boxes(a), _boxes(b))
 
 
-def clip_boxes(boxes, height: float, width: float) -> np.ndarray:
-    """Clip xyxy boxes to the image ``[0, width] x [0, height]``.
+def is_valid_box(box, extent: tuple[float, float] | None = None, margin: float = 1.0) -> bool:
+    """True for a finite box with ``x2 > x1`` and ``y2 > y1`` lying within ``margin`` frame extents of the frame.
 
     Args:
-        boxes: (..., 4).
-    Returns:
-        (..., 4) float copy.
+        box: ``[x1, y1, x2, y2]`` (or None).
+        extent: ``(w, h)`` of the frame the box is in; None skips the "huge" check.
+        margin: how far outside the frame a coordinate may lie, in frame extents.
     """
-    b = _boxes(boxes).copy()
-    b[..., 0::2] = np.clip(b[..., 0::2], 0, width)
-    b[..., 1::2] = np.clip(b[..., 1::2], 0, height)
-    return b
-
-
-def scale_boxes(boxes, sx: float, sy: float) -> np.ndarray:
-    """Scale xyxy (or xywh) boxes from one image size to another, e.g. ``sx = new_w / old_w``.
-
-    Args:
-        boxes: (..., 4).
-    Returns:
-        (..., 4) float.
-    """
-    return _boxes(boxes) * np.array([sx, sy, sx, sy], dtype=np.float64)
+    if box is None or len(box) != 4 or not all(math.isfinite(v) for v in box):
+        return False
+    x1, y1, x2, y2 = box
+    if not (x2 > x1 and y2 > y1):
+        return False
+    if extent is not None:
+        w, h = extent
+        if x1 < -margin * w or x2 > (1 + margin) * w or y1 < -margin * h or y2 > (1 + margin) * h:
+            return False
+    return True
 
 
 def xywh_to_xyxy(boxes) -> np.ndarray:

@@ -1,7 +1,7 @@
-"""Model families (one adapter per `config.model_type`), coordinate frames, and tiny offline model builders."""
+"""Models: one adapter per family (``families/``), the one owner of coordinate frames (``frames``), loading a model
+and its processor for training, evaluation and the demo alike (``loading``), and tiny offline builders (``tiny``)."""
 
 from vlmr1.models.families import (
-    TEXT_LORA_TARGET_REGEX,
     Family,
     freeze_vision,
     get_family,
@@ -9,14 +9,14 @@ from vlmr1.models.families import (
     supported_model_types,
     vision_module_prefixes,
 )
-from vlmr1.models.frames import CoordinateFrame, frame_settings_from_processor, resized_input_size
+from vlmr1.models.frames import AnswerScale, CoordinateFrame, frame_settings_from_processor, resized_input_size
 from vlmr1.models.tiny import TINY_ARCHS, build_tiny_model, default_pixel_range, tiny_config, tiny_processor
 from vlmr1.models.tokenizer import QWEN_SPECIAL_TOKENS, build_qwen_chat_template, train_tiny_tokenizer
 
 __all__ = [
     "QWEN_SPECIAL_TOKENS",
     "TINY_ARCHS",
-    "TEXT_LORA_TARGET_REGEX",
+    "AnswerScale",
     "CoordinateFrame",
     "Family",
     "build_qwen_chat_template",

@@ -21,8 +21,9 @@ def qwen2_5_vl_3b_config(tokenizer: Any):
     """
     from transformers import Qwen2_5_VLConfig
 
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in
-           ("<|endoftext|>", "<|im_end|>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
+    from vlmr1.models.tokenizer import special_token_ids
+
+    ids = special_token_ids(tokenizer)
     text = dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
                 num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=128000, rms_norm_eps=1e-6,
                 hidden_act="silu", sliding_window=32768, use_sliding_window=False, max_window_layers=70,

@@ -18,7 +18,7 @@ import transformers
 from transformers import GenerationConfig
 
 from vlmr1.models.families import get_family
-from vlmr1.models.tokenizer import build_qwen_chat_template, train_tiny_tokenizer
+from vlmr1.models.tokenizer import build_qwen_chat_template, special_token_ids, train_tiny_tokenizer
 
 # Per family: config/processor classes and image normalisation of the released checkpoints.
 _SPECS: dict[str, dict[str, Any]] = {
@@ -128,7 +128,7 @@ def tiny_config(
     family = get_family(model_type)
     if tokenizer is None:
         tokenizer = train_tiny_tokenizer()
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>")}
+    ids = special_token_ids(tokenizer)
     head_dim = hidden_size // num_attention_heads
     rope = {"rope_type": "default", "mrope_section": _mrope_section(model_type, head_dim)}
     text = {
@@ -178,10 +178,10 @@ def tiny_config(
     config = config_cls(
         text_config=text,
         vision_config=vision,
-        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
-        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
-        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
-        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
         tie_word_embeddings=tie_word_embeddings,
     )
     # Top-level copies: generation utilities and TRL read these from the outer config.

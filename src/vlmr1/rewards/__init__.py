@@ -1,7 +1,8 @@
 """Reward functions for GRPO training, resolved by name from :data:`REWARD_REGISTRY`.
 
-Importing this package registers the built-in rewards (``format``, ``accuracy``). Resolve the
-functions to hand to TRL's ``GRPOTrainer(reward_funcs=...)`` with::
+This package holds the rewards any task can use (``format``, ``accuracy`` and its methods), the text helpers they
+share, and the registry. A task's own rewards (``rec_iou``, ``seg_iou``, ``od_ap``, ...) live in its module under
+``vlmr1.tasks`` and are registered with the task. Resolve the functions for TRL's ``GRPOTrainer(reward_funcs=...)``::
 
     from vlmr1.rewards import get_reward_functions
     reward_funcs = get_reward_functions("format accuracy mypkg.my_rewards:length_penalty")
@@ -10,11 +11,6 @@ Write new rewards as per-sample scorers wrapped with :func:`per_sample`, which e
 that a reward returns a float in [0, 1] for any output and never raises.
 """
 
-from . import accuracy as _accuracy  # noqa: F401  (registers "accuracy")
-from . import box as _box  # noqa: F401  (registers "rec_iou", "rec_accuracy")
-from . import detection as _detection  # noqa: F401  (registers "od_ap", "od_ap50", "od_length")
-from . import format as _format  # noqa: F401  (registers "format")
-from . import mask as _mask  # noqa: F401  (registers "seg_iou", "seg_format")
 from .accuracy import (
     ACCURACY_METHODS,
     accuracy_reward,

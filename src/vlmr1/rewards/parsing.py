@@ -13,9 +13,11 @@ Tag conventions (R1 style), all case-sensitive and exact:
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import unicodedata
+from typing import Any
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
@@ -39,6 +41,7 @@ _CHOICE_PHRASE_RE = re.compile(
 )
 _CHOICE_BRACKET_RE = re.compile(r"[(\[]([A-Z])[)\]]")
 _YES_NO_RE = re.compile(r"\b(yes|no)\b", re.IGNORECASE)
+_FENCE_RE = re.compile(r"```[A-Za-z]*[ \t]*\n?")
 
 
 def _last_match(regex: re.Pattern, text: str) -> re.Match | None:
@@ -264,3 +267,25 @@ def extract_yes_no(text: str) -> str | None:
         return first.group(1).lower()
     last = _last_match(_YES_NO_RE, s)
     return last.group(1).lower() if last else None
+
+
+def load_json_answer(text: str) -> Any:
+    """The JSON an answer holds: the whole text without ```` ```json ```` fences, else its outermost bracketed span.
+
+    Returns:
+        The decoded value, or None when neither is valid JSON (deep nesting included).
+    """
+    text = (_FENCE_RE.sub("", text) if "```" in text else text).strip()  # Qwen models often fence their JSON
+    candidates = [text]
+    starts = [i for i in (text.find("["), text.find("{")) if i >= 0]
+    if starts:
+        start = min(starts)
+        end = max(text.rfind("]"), text.rfind("}"))
+        if end > start and (start, end) != (0, len(text) - 1):
+            candidates.append(text[start : end + 1])
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except (ValueError, RecursionError):  # RecursionError: "[[[[..." nested past the C parser's limit
+            continue
+    return None

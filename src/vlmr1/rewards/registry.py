@@ -19,7 +19,6 @@ float in [0, 1] for every completion and never raises**. Exceptions become 0.0 a
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
 import math
 import threading
@@ -284,31 +283,33 @@ def register_reward(name: str, fn: RewardFunction | None = None, *, overwrite: b
     return decorator if fn is None else decorator(fn)
 
 
-def list_rewards() -> list[str]:
-    """Return the registered reward names, sorted.
+def _load_task_rewards() -> None:
+    # A task's own rewards (rec_iou, seg_iou, ...) are registered with the task; tasks build on this module, so the
+    # import waits until a name is looked up.
+    from vlmr1.tasks import load_builtin_tasks
 
-    Returns:
-        Sorted list of names.
-    """
+    load_builtin_tasks()
+
+
+def list_rewards() -> list[str]:
+    """The registered reward names (the built-in tasks' included), sorted."""
+    _load_task_rewards()
     return sorted(REWARD_REGISTRY)
 
 
 def _import_object(spec: str, module_name: str, attr_path: str) -> Any:
+    from vlmr1.plugins import load_object
+
     registered = ", ".join(list_rewards()) or "(none)"
     try:
-        obj = importlib.import_module(module_name)
+        obj = load_object(module_name, attr_path)
     except ImportError as exc:
         raise ValueError(
             f"Reward spec {spec!r}: cannot import module {module_name!r} ({exc}). Registered rewards: {registered}"
         ) from exc
-    for part in attr_path.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError as exc:
-            raise ValueError(
-                f"Reward spec {spec!r}: module {module_name!r} has no attribute {attr_path!r}. "
-                f"Registered rewards: {registered}"
-            ) from exc
+    except AttributeError as exc:
+        raise ValueError(f"Reward spec {spec!r}: module {module_name!r} has no attribute {attr_path!r}. "
+                         f"Registered rewards: {registered}") from exc
     if not callable(obj):
         raise ValueError(f"Reward spec {spec!r} resolved to a non-callable {type(obj).__name__}")
     return obj
@@ -337,6 +338,8 @@ def get_reward_function(spec: str | RewardFunction) -> RewardFunction:
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"Reward spec must be a non-empty string or a callable, got {spec!r}")
     spec = spec.strip()
+    if spec not in REWARD_REGISTRY:
+        _load_task_rewards()
     if spec in REWARD_REGISTRY:
         return REWARD_REGISTRY[spec]
     if ":" in spec:

@@ -1,14 +1,19 @@
-"""Tasks: what ``--task_type`` selects — the question template and the default rewards.
+"""What a task is: how a row is asked, how its answer is read and scored, which rows are bad, and how it is drawn.
 
-A task keeps its prompt and its reward choice together; answer parsers for structured tasks (boxes, contours,
-detections) live in the task's own module and register here.
+The base :class:`Task` is the free-text task (``--task_type default``): the answer is compared with the ``gpt`` value
+by the row's accuracy method. A structured task (boxes, contours, detections, points) subclasses it and overrides the
+hooks that differ; see ``vlmr1/tasks/point.py`` for a whole task in one file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from vlmr1.data.schema import IMAGE_PLACEHOLDER
+from vlmr1.rewards.accuracy import score_accuracy
+from vlmr1.rewards.parsing import extract_answer
 
 THINK_THEN_ANSWER = (
     "First output the thinking process in <think> </think> tags and then output the final answer in "
@@ -16,12 +21,23 @@ THINK_THEN_ANSWER = (
 )
 
 
-def accuracy_sample_metrics(text: str, row: Mapping[str, Any]) -> dict[str, Any]:
-    """Per-sample metrics of a free-text task: ``accuracy`` (the row's accuracy method) and ``parsed``."""
-    from vlmr1.rewards import extract_answer, score_accuracy
+@dataclass
+class Overlay:
+    """What to draw over a row's first image, in original pixels: the truth in green, the answer in red.
 
-    return {"accuracy": score_accuracy(text, row.get("solution"), row.get("accu_reward_method")),
-            "parsed": float(extract_answer(text) is not None)}
+    ``score`` is the task's headline per-sample number (``score_name``: IoU, hit, accuracy), None when the answer
+    does not parse. ``true_labels`` / ``answer_labels`` name the boxes of the same index.
+    """
+
+    true_mask: Any = None  # (H, W) bool
+    true_boxes: list[list[float]] = field(default_factory=list)
+    true_labels: list[str] = field(default_factory=list)
+    answer_polygon: Any = None  # (K, 2) x, y
+    answer_boxes: list[list[float]] = field(default_factory=list)
+    answer_labels: list[str] = field(default_factory=list)
+    answer_points: list[list[float]] = field(default_factory=list)
+    score: float | None = None
+    score_name: str = "IoU"
 
 
 def mean_metrics(samples: Sequence[Mapping[str, Any]]) -> dict[str, float]:
@@ -33,45 +49,69 @@ def mean_metrics(samples: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     return out
 
 
-@dataclass(frozen=True)
 class Task:
-    """One task type.
+    """One ``--task_type``. Subclass it and override what differs; instances may also override the class attributes.
 
     Attributes:
         name: the ``--task_type`` value.
-        question_template: format string with ``{question}``, applied to the last user turn.
+        template: format string with ``{question}``, applied to the last user turn.
         default_rewards: reward names used when ``--reward_funcs`` is not given.
-        sample_metrics: ``(completion_text, row) -> dict`` for one evaluated sample; ``row`` is the dataset row
-            (``solution``, ``accu_reward_method``, ``original_sizes``, ``frame_sizes``, extra fields). Must not raise
-            on any text; an unparsable answer scores as wrong and reports ``parsed = 0``.
-        aggregate_metrics: per-sample dicts of one file -> the file's metrics (e.g. mean IoU, cIoU, AP).
+        rewards: reward functions this task brings; registering the task registers them under their ``__name__``.
+        truth_fields: row fields holding this task's ground truth; ``vlmr1 draw`` picks the task of a row by them.
     """
 
-    name: str
-    question_template: str
-    default_rewards: tuple[str, ...]
-    sample_metrics: Callable[[str, Mapping[str, Any]], dict[str, Any]] = accuracy_sample_metrics
-    aggregate_metrics: Callable[[Sequence[Mapping[str, Any]]], dict[str, float]] = mean_metrics
+    name: ClassVar[str] = "default"
+    template: ClassVar[str] = "{question} " + THINK_THEN_ANSWER
+    default_rewards: ClassVar[tuple[str, ...]] = ("accuracy", "format")
+    rewards: ClassVar[tuple[Any, ...]] = ()
+    truth_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, name: str | None = None, template: str | None = None,
+                 default_rewards: Sequence[str] | None = None):
+        if name is not None:
+            self.name = name
+        if template is not None:
+            self.template = template
+        if default_rewards is not None:
+            self.default_rewards = tuple(default_rewards)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
 
     def format_question(self, question: str) -> str:
-        return self.question_template.format(question=question)
+        """The question in the template. Leading ``<image>`` placeholders stay in front when the template puts text
+        before the question (else "... this sentence describes: <image>the man in red")."""
+        if self.template.startswith("{question}"):
+            return self.template.format(question=question)
+        rest, count = question.lstrip(), 0
+        while rest.startswith(IMAGE_PLACEHOLDER):
+            rest, count = rest[len(IMAGE_PLACEHOLDER):].lstrip(), count + 1
+        return IMAGE_PLACEHOLDER * count + self.template.format(question=rest)
 
+    def sample_metrics(self, text: str, row: Mapping[str, Any]) -> dict[str, Any]:
+        """Metrics of one completion. Must not raise on any text: an unparsable answer is wrong, ``parsed = 0``.
 
-TASKS: dict[str, Task] = {}
+        Args:
+            text: the completion.
+            row: the dataset row (``solution``, ``accu_reward_method``, ``original_sizes``, ``frame_sizes``, extras).
+        """
+        return {"accuracy": score_accuracy(text, row.get("solution"), row.get("accu_reward_method")),
+                "parsed": float(extract_answer(text) is not None)}
 
+    def aggregate_metrics(self, samples: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+        """One data file's metrics from its samples' :meth:`sample_metrics`."""
+        return mean_metrics(samples)
 
-def register_task(task: Task) -> Task:
-    """Add a task to the registry (a later registration with the same name replaces the earlier one)."""
-    TASKS[task.name] = task
-    return task
+    def check_row(self, answer: str, fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+        """``(kind, message)`` problems ``vlmr1 data check`` reports for a row (kinds: ``unparsable_answer``,
+        ``bad_field``).
 
+        Args:
+            answer: the gold answer without ``<answer>`` tags ("" when empty: reported once, elsewhere).
+            fields: the row's extra fields (``bbox``, ``mask``, ``objects``, ...).
+        """
+        return []
 
-def get_task(name: str) -> Task:
-    """Look up a task by ``--task_type``; the error lists the known ones."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown --task_type {name!r}; choose one of {sorted(TASKS)}") from None
-
-
-register_task(Task("default", "{question} " + THINK_THEN_ANSWER, ("accuracy", "format")))
+    def overlay(self, row: Mapping[str, Any], text: str) -> Overlay:
+        """What to draw for ``text`` answering ``row``; a free-text task has no geometry, only its accuracy."""
+        return Overlay(score=self.sample_metrics(text, row)["accuracy"], score_name="accuracy")

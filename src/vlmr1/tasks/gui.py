@@ -1,18 +1,28 @@
-"""The ``gui`` task: name the UI interaction defect shown by a before/after screenshot pair, or "No Defect".
+"""``--task_type gui``: name the UI interaction defect a before/after screenshot pair shows, or "No Defect".
 
-Answers are scored with the ``accuracy`` reward; rows choose the comparison with ``accu_reward_method`` (the
-synthetic generator and GTArena conversions write ``all_match``: whole-answer match ignoring case and extra
-whitespace), or the run passes ``--reward_method all_match``. The template lists the GTArena classes, which
-``vlmr1 data gui-synthetic`` uses too. Evaluation reports ``accuracy`` and ``parse_rate`` per file.
+The classes are GUI-Testing-Arena's (GTArena); ``vlmr1 data gui-synthetic`` draws pairs of each. Answers are scored with
+the ``accuracy`` reward: rows choose the comparison with ``accu_reward_method`` (the synthetic generator and GTArena
+conversions write ``all_match``: whole-answer match ignoring case and extra whitespace), or the run passes
+``--reward_method all_match``. Evaluation reports ``accuracy`` and ``parse_rate`` per file.
 """
 
 from __future__ import annotations
 
-from vlmr1.data.gui_synthetic import DEFECT_CLASSES
-from vlmr1.tasks.base import THINK_THEN_ANSWER, register_task
-from vlmr1.tasks.rec import ImagesFirstTask
+from vlmr1.tasks.base import THINK_THEN_ANSWER, Task
 
-GUI_TEMPLATE = ("{question} " + THINK_THEN_ANSWER + " The answer is exactly one of: "
-                + ", ".join(DEFECT_CLASSES) + ".")
+NO_DEFECT = "No Defect"
+NO_RESPONSE = "Operation No Response"
+NAVIGATION = "Navigation Logic Error"
+UNEXPECTED = "Unexpected Task Result"
+KEYBOARD = "Virtual Keyboard Related Issue"
+DEFECT_CLASSES = (NO_DEFECT, NO_RESPONSE, KEYBOARD, NAVIGATION, UNEXPECTED)
 
-GUI_TASK = register_task(ImagesFirstTask("gui", GUI_TEMPLATE, ("accuracy", "format")))
+
+class GuiTask(Task):
+    """A defect class for a screenshot pair; free text scored by the row's accuracy method."""
+
+    name = "gui"
+    template = "{question} " + THINK_THEN_ANSWER + " The answer is exactly one of: " + ", ".join(DEFECT_CLASSES) + "."
+
+
+GUI = GuiTask()

@@ -4,14 +4,20 @@
 ``--num_generations``, ``--deepspeed``, ...) and every ``trl.ModelConfig`` field (``--model_name_or_path``,
 ``--use_peft``, ``--lora_r``, ...) is accepted as it is in TRL. ``--config recipe.yaml`` sets defaults that flags
 override; a recipe key that no dataclass reads is an error.
+
+Reading the flags (:func:`read_flags`) is pure; :func:`set_up_processes` is the one step that touches process state,
+and :func:`build_configs` makes the dataclasses (``vlmr1.train`` runs the three in that order).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass, field, fields
 
 import torch
+import yaml
 from accelerate import PartialState
 from trl import GRPOConfig, ModelConfig, TrlParser
 
@@ -43,13 +49,14 @@ class VLMR1Arguments:
 
 @dataclass
 class VLMR1GRPOConfig(GRPOConfig):
-    """``trl.GRPOConfig`` with defaults that follow the hardware.
+    """``trl.GRPOConfig`` with defaults that follow the hardware (decided here, without touching process state).
 
     - ``bf16`` left unset means "where the GPU has it": TRL turns an unset ``bf16`` into True, which stops a CPU run
       at argument parsing. An explicit ``--bf16`` still wins.
     - Without an accelerator, ``use_cpu`` is set, so ``torchrun`` on CPU runs data-parallel over gloo instead of
       N independent copies (transformers only builds a CPU process group when ``use_cpu`` is set). With
-      ``--deepspeed`` under ``torchrun`` on CPU, DeepSpeed runs over gloo instead (see ``deepspeed_over_gloo``).
+      ``--deepspeed`` under ``torchrun`` on CPU, the trainer uses the DeepSpeed-over-gloo state that
+      :func:`set_up_processes` made instead.
     """
 
     shared_prefix: bool = field(
@@ -58,9 +65,9 @@ class VLMR1GRPOConfig(GRPOConfig):
                                         "elsewhere TRL's stock path, with a log line saying why"})
 
     def __post_init__(self):
-        if not torch.cuda.is_available() and not torch.backends.mps.is_available():
-            if self.deepspeed and "LOCAL_RANK" in os.environ and isinstance(self.accelerator_config, (dict, type(None))):
-                self.accelerator_config = deepspeed_over_gloo(self.accelerator_config)
+        if not has_accelerator():
+            if deepspeed_over_gloo(self.deepspeed, self.accelerator_config):
+                self.accelerator_config = {**(self.accelerator_config or {}), "use_configured_state": True}
             else:
                 self.use_cpu = True
         if self.bf16 is None and not self.fp16:
@@ -68,12 +75,59 @@ class VLMR1GRPOConfig(GRPOConfig):
         super().__post_init__()
 
 
-def deepspeed_over_gloo(accelerator_config: dict | None) -> dict:
-    """Set this process up for DeepSpeed over gloo, and return the ``accelerator_config`` that makes the trainer use it.
+def has_accelerator() -> bool:
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
 
-    accelerate only sets DeepSpeed up on an accelerator (on CPU it counts one process and DeepSpeed's batch check
-    fails); DeepSpeed itself runs on CPU over gloo. This is how the DeepSpeed tests run ZeRO-2/3 on 2 CPU processes.
+
+def deepspeed_over_gloo(deepspeed, accelerator_config) -> bool:
+    """Whether this process runs DeepSpeed on CPU over gloo: ``--deepspeed`` under ``torchrun`` without an accelerator
+    (accelerate only sets DeepSpeed up on an accelerator; on CPU it counts one process and DeepSpeed's batch check
+    fails). This is how the DeepSpeed tests run ZeRO-2/3 on 2 CPU processes."""
+    return (bool(deepspeed) and "LOCAL_RANK" in os.environ and not has_accelerator()
+            and isinstance(accelerator_config, (dict, type(None))))
+
+
+def make_parser() -> TrlParser:
+    """The parser for ``vlmr1 train``: (VLMR1Arguments, VLMR1GRPOConfig, ModelConfig)."""
+    return TrlParser((VLMR1Arguments, VLMR1GRPOConfig, ModelConfig))
+
+
+def read_flags(argv: list[str] | None = None) -> argparse.Namespace:
+    """Flags over ``--config recipe.yaml`` as one namespace; touches no process state or environment.
+
+    Raises:
+        ValueError: a recipe key or flag that no dataclass reads.
     """
+    parser = make_parser()
+    args = list(sys.argv[1:] if argv is None else argv)
+    env: dict[str, str] = {}
+    if "--config" in args:
+        i = args.index("--config")
+        args.pop(i)
+        path = args.pop(i)
+        with open(path) as f:
+            recipe = yaml.safe_load(f)
+        if not isinstance(recipe, dict):
+            raise ValueError(f"{path} must hold a YAML mapping of flag names to values")
+        env = {str(k): str(v) for k, v in (recipe.pop("env", None) or {}).items()}
+        unknown = parser.set_defaults_with_config(**recipe)
+        if unknown:
+            raise ValueError(f"{path}: unknown recipe keys {unknown} (no vlmr1/GRPOConfig/ModelConfig flag has these "
+                             "names)")
+    flags, unknown = parser.parse_known_args(args)
+    if unknown:
+        raise ValueError(f"unknown arguments {unknown}: `vlmr1 train --help` lists the flags")
+    flags.recipe_env = env
+    return flags
+
+
+def set_up_processes(flags: argparse.Namespace) -> None:
+    """The one step of ``vlmr1 train`` that sets up process state, before the configs are built (transformers builds
+    its device state inside ``TrainingArguments.__post_init__``): the recipe's ``env`` variables, and DeepSpeed over
+    gloo where :func:`deepspeed_over_gloo` says so."""
+    os.environ.update(flags.recipe_env)
+    if not deepspeed_over_gloo(flags.deepspeed, flags.accelerator_config):
+        return
     before = os.environ.get("ACCELERATE_USE_DEEPSPEED")
     os.environ["ACCELERATE_USE_DEEPSPEED"] = "true"
     try:
@@ -83,15 +137,15 @@ def deepspeed_over_gloo(accelerator_config: dict | None) -> dict:
             del os.environ["ACCELERATE_USE_DEEPSPEED"]
         else:
             os.environ["ACCELERATE_USE_DEEPSPEED"] = before
-    return {**(accelerator_config or {}), "use_configured_state": True}
 
 
-def make_parser() -> TrlParser:
-    """The parser for ``vlmr1 train``: (VLMR1Arguments, VLMR1GRPOConfig, ModelConfig)."""
-    return TrlParser((VLMR1Arguments, VLMR1GRPOConfig, ModelConfig))
+def build_configs(flags: argparse.Namespace) -> tuple[VLMR1Arguments, VLMR1GRPOConfig, ModelConfig]:
+    """The three dataclasses from :func:`read_flags`' namespace."""
+    values = vars(flags)
+    return tuple(cls(**{f.name: values[f.name] for f in fields(cls) if f.init and f.name in values})
+                 for cls in (VLMR1Arguments, VLMR1GRPOConfig, ModelConfig))
 
 
 def parse_train_args(argv: list[str] | None = None) -> tuple[VLMR1Arguments, VLMR1GRPOConfig, ModelConfig]:
-    """Parse flags and ``--config recipe.yaml`` into the three dataclasses."""
-    script_args, training_args, model_args = make_parser().parse_args_and_config(args=argv)
-    return script_args, training_args, model_args
+    """Flags and ``--config recipe.yaml`` into the three dataclasses (no process set-up: see ``vlmr1.train``)."""
+    return build_configs(read_flags(argv))

@@ -29,8 +29,9 @@ from itertools import accumulate
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+from vlmr1.models.families import get_family
+
 # Families whose forward takes a cache with explicit 3-D positions (checked against transformers 5.24).
-SUPPORTED_MODEL_TYPES = frozenset({"qwen2_5_vl", "qwen2_vl"})
 SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
 
 
@@ -277,8 +278,11 @@ def prompt_end_reason(input_ids, attention_mask, mm_token_type_ids=None, prompt_
 def model_reason(model) -> str | None:
     """Why ``model`` (possibly PEFT-wrapped) cannot use the shared prefix at all, or None."""
     config = model.config
-    if config.model_type not in SUPPORTED_MODEL_TYPES:
-        return f"model type {config.model_type!r} is not one of {sorted(SUPPORTED_MODEL_TYPES)}"
+    try:
+        if not get_family(config).shared_prefix:
+            return f"the {config.model_type} family adapter does not support the shared prefix"
+    except ValueError:
+        return f"model type {config.model_type!r} has no family adapter"
     text_config = config.get_text_config()
     if text_config._attn_implementation not in SUPPORTED_ATTENTION:
         return f"attention {text_config._attn_implementation!r} is not one of {sorted(SUPPORTED_ATTENTION)}"

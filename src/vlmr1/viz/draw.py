@@ -1,15 +1,16 @@
-"""``vlmr1 draw``: one PNG per jsonl line, the decoded answer over the image next to the truth, IoU in a caption.
+"""``vlmr1 draw``: one PNG per jsonl line, the answer over the image next to the truth, the task's score in a caption.
 
-Drawing: the true mask filled translucent green, the decoded contour outlined red (boxes: true box green, answered
-box red), a caption strip below with the question and the IoU (or "unparsable").
+What to draw is the task's (:meth:`vlmr1.tasks.Task.overlay`: true mask or boxes, answered contour, boxes or points,
+all in original pixels); this module draws it: the truth translucent or outlined green, the answer red, a caption strip
+below with the question and the score (or "unparsable").
 
 * dataset lines (``vlmr1 data coco`` output): the answer is the last ``gpt`` turn, in original pixels;
 * ``--predictions`` (an eval ``predictions.jsonl``): the answer is the ``prediction`` field (model text) in the
   model's frame, mapped to original pixels with ``frame_sizes``/``original_sizes``; the image folder is the line's
   ``image_folder`` unless ``--image-root`` is given.
 
-Reusable pieces: :func:`render_overlay` (image + mask + polygon/boxes + caption -> image), :func:`render_row`
-(one jsonl row -> image and IoU), :func:`make_grid` (several images in rows).
+Reusable pieces: :func:`render_overlay` (image + overlay + caption -> image), :func:`render_row` (one jsonl row ->
+image and score), :func:`make_grid` (several images in rows).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from vlmr1.fileio import atomic_write
+from vlmr1.tasks import Overlay, Task, get_task, task_for_row
 
 TRUE_RGB = (40, 200, 70)
 PRED_RGB = (230, 30, 30)
@@ -53,30 +57,32 @@ def _clean_points(points, width: int, height: int) -> list[tuple[float, float]] 
     return [tuple(v) for v in p.tolist()]
 
 
-def render_overlay(image: Image.Image, true_mask: np.ndarray | None = None, polygon: np.ndarray | None = None,
-                   caption: str = "", *, true_box: Sequence[float] | None = None,
-                   pred_box: Sequence[float] | None = None, max_side: int | None = MAX_SIDE) -> Image.Image:
-    """Draw the truth (green) and an answer (red) over an image, with a caption strip below.
+def render_overlay(image: Image.Image, overlay: Overlay | None = None, caption: str = "", *,
+                   max_side: int | None = MAX_SIDE, min_side: int | None = None) -> Image.Image:
+    """Draw an :class:`~vlmr1.tasks.Overlay` (truth green, answer red, in original pixels) with a caption strip below.
 
     Args:
         image: the original image (any mode).
-        true_mask: (H, W) bool mask in original pixels (resized to the image if it differs), or None.
-        polygon: (K, 2) x, y outline in original pixels, or None.
+        overlay: what to draw; None draws the image and caption only.
         caption: text under the image (newlines allowed).
-        true_box, pred_box: ``[x1, y1, x2, y2]`` in original pixels, or None.
         max_side: scale the drawing down so its longer side is at most this (None: full size).
+        min_side: scale a small image up by a whole factor (nearest neighbour) until its longer side reaches this.
 
     Returns:
         A new RGB image (image height + caption strip).
     """
+    overlay = overlay or Overlay()
     base = image.convert("RGB")
     w0, h0 = base.size
     f = min(1.0, max_side / max(w0, h0)) if max_side else 1.0
-    if f < 1.0:
-        base = base.resize((max(1, round(w0 * f)), max(1, round(h0 * f))), Image.BILINEAR)
+    if min_side and max(w0, h0) < min_side:
+        f = float(max(1, round(min_side / max(w0, h0))))
+    if f != 1.0:
+        resample = Image.NEAREST if f > 1 else Image.BILINEAR
+        base = base.resize((max(1, round(w0 * f)), max(1, round(h0 * f))), resample)
     w, h = base.size
-    if true_mask is not None:
-        m = np.asarray(true_mask, dtype=bool)
+    if overlay.true_mask is not None:
+        m = np.asarray(overlay.true_mask, dtype=bool)
         if m.shape != (h, w):
             m = np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((w, h), Image.NEAREST)) > 127
         arr = np.asarray(base, dtype=np.float32).copy()
@@ -84,14 +90,24 @@ def render_overlay(image: Image.Image, true_mask: np.ndarray | None = None, poly
         base = Image.fromarray(arr.round().astype(np.uint8))
     draw = ImageDraw.Draw(base)
     line_w = max(2, round(max(w, h) / 300))
-    if polygon is not None:
-        pts = _clean_points(np.asarray(polygon, dtype=np.float64) * f if _is_numeric(polygon) else None, w, h)
-        if pts:
-            draw.line(pts + pts[:1], fill=PRED_RGB, width=line_w, joint="curve")
-    for box, rgb in ((true_box, TRUE_RGB), (pred_box, PRED_RGB)):
-        pts = _clean_points(np.asarray(box, dtype=np.float64) * f if _is_numeric(box) else None, w, h)
-        if pts and len(pts) == 2 and pts[1][0] >= pts[0][0] and pts[1][1] >= pts[0][1]:
-            draw.rectangle(pts, outline=rgb, width=line_w)
+    label_font = _font(max(10, round(w / 60)))
+    pts = _clean_points(_scaled(overlay.answer_polygon, f), w, h)
+    if pts:
+        draw.line(pts + pts[:1], fill=PRED_RGB, width=line_w, joint="curve")
+    for boxes, labels, rgb in ((overlay.true_boxes, overlay.true_labels, TRUE_RGB),
+                               (overlay.answer_boxes, overlay.answer_labels, PRED_RGB)):
+        for k, box in enumerate(boxes):
+            corners = _clean_points(_scaled(box, f), w, h)
+            if corners and len(corners) == 2 and corners[1][0] >= corners[0][0] and corners[1][1] >= corners[0][1]:
+                draw.rectangle(corners, outline=rgb, width=line_w)
+                if k < len(labels):
+                    draw.text((corners[0][0] + line_w, corners[0][1] + line_w), str(labels[k]), fill=rgb,
+                              font=label_font)
+    arm = 3 * line_w
+    for point in _clean_points(_scaled(overlay.answer_points, f), w, h) or []:
+        x, y = point
+        draw.line([(x - arm, y), (x + arm, y)], fill=PRED_RGB, width=line_w)
+        draw.line([(x, y - arm), (x, y + arm)], fill=PRED_RGB, width=line_w)
     font_size = max(12, round(w / 45))
     lines = caption.splitlines() or [""]
     strip = (font_size + 6) * len(lines) + 6
@@ -104,11 +120,13 @@ def render_overlay(image: Image.Image, true_mask: np.ndarray | None = None, poly
     return out
 
 
-def _is_numeric(value) -> bool:
+def _scaled(points, f: float):
+    """``points`` (any nesting of x, y pairs) times ``f``, or None when they are not numbers."""
     try:
-        return value is not None and np.asarray(value, dtype=np.float64).size >= 4
+        arr = np.asarray(points, dtype=np.float64)
     except (TypeError, ValueError):
-        return False
+        return None
+    return arr * f if arr.size >= 2 else None
 
 
 def make_grid(images: Sequence[Image.Image], columns: int = 4, pad: int = 4,
@@ -156,50 +174,39 @@ def _question(row: Mapping[str, Any]) -> str:
 
 
 def render_row(row: Mapping[str, Any], image: Image.Image, predictions: bool = False,
-               max_side: int | None = MAX_SIDE) -> tuple[Image.Image, float | None]:
-    """Render one jsonl row over its (already opened) image.
+               max_side: int | None = MAX_SIDE, task: Task | None = None) -> tuple[Image.Image, float | None]:
+    """Draw one jsonl line's answer over its (already opened) image, as its task draws it.
 
     Args:
-        row: a dataset or predictions line (``mask``/``bbox`` truth, answer text, sizes).
+        row: a dataset or predictions line (truth fields, answer text, sizes).
         image: the row's image.
         predictions: the answer is ``prediction`` in the model's frame (else the last ``gpt`` turn, original pixels).
+        task: the task; default the line's ``task_type`` (predictions files carry it), else the task that holds the
+            line's truth and reads its answer (:func:`vlmr1.tasks.task_for_row`).
 
     Returns:
-        (the drawing, IoU or None when the answer did not parse).
+        (the drawing, the task's score, or None when the answer did not parse).
     """
-    from vlmr1.geometry import box_iou_pairwise
-    from vlmr1.rewards.box import ground_truth_box, predicted_box
-    from vlmr1.rewards.mask import answer_polygon, seg_score
-
     fields = dict(row)
     fields.setdefault("original_sizes", [list(image.size)])
     if not predictions:
         fields["frame_sizes"] = None  # dataset answers are in original pixels
     text = _answer_text(row, predictions) or ""
-    true_mask, polygon, true_box, pred_box, iou = None, None, None, None, None
-    if isinstance(row.get("mask"), Mapping):
-        from vlmr1.geometry import rle_to_mask
-
-        true_mask = rle_to_mask(row["mask"])
-        polygon = answer_polygon(text, fields)
-        if polygon is not None:
-            iou = seg_score(text, fields).iou
-    if polygon is None and row.get("bbox") is not None:
-        try:
-            true_box = ground_truth_box(row.get("bbox"), row.get("solution"))
-        except (ValueError, TypeError):
-            true_box = None
-        pred_box = predicted_box(text, fields.get("original_sizes"), fields.get("frame_sizes"))
-        if true_box is not None and pred_box is not None:
-            iou = float(box_iou_pairwise(pred_box, true_box))
+    if task is None:
+        task = get_task(row["task_type"]) if row.get("task_type") else task_for_row(fields, _gold_answer(row))
+    overlay = task.overlay(fields, text)
     question = _question(row)
     if len(question) > 90:
         question = question[:87] + "..."
-    status = "unparsable" if iou is None else f"IoU {iou:.3f}"
+    status = "unparsable" if overlay.score is None else f"{overlay.score_name} {overlay.score:.3f}"
     caption = f"{row.get('id', '')}: {question}\n{status}   (green: truth, red: {'prediction' if predictions else 'answer'})"
-    drawn = render_overlay(image, true_mask, polygon, caption, true_box=true_box, pred_box=pred_box,
-                           max_side=max_side)
-    return drawn, iou
+    return render_overlay(image, overlay, caption, max_side=max_side), overlay.score
+
+
+def _gold_answer(row: Mapping[str, Any]) -> str:
+    from vlmr1.rewards.parsing import answer_or_text
+
+    return answer_or_text(_answer_text(row, predictions=False) or "")
 
 
 def _image_path(row: Mapping[str, Any], image_root: str | None) -> str:
@@ -218,8 +225,6 @@ def _slug(value: Any) -> str:
 
 def main(argv: list[str] | None = None) -> list[Path]:
     """``vlmr1 draw JSONL --image-root DIR --output OUT [--limit N] [--predictions]``. Returns the written PNGs."""
-    from vlmr1.data.download import atomic_write_bytes
-
     p = argparse.ArgumentParser(prog="vlmr1 draw", description=__doc__.split("\n\n")[0])
     p.add_argument("jsonl", help="dataset jsonl (vlmr1 data coco/refcoco) or eval predictions.jsonl")
     p.add_argument("--image-root", "--image_root", dest="image_root",
@@ -228,12 +233,19 @@ def main(argv: list[str] | None = None) -> list[Path]:
     p.add_argument("--limit", type=int, default=None, help="draw only the first N lines")
     p.add_argument("--predictions", action="store_true", help="draw the 'prediction' field (model frame)")
     p.add_argument("--max_side", type=int, default=MAX_SIDE, help="longer side of each PNG's image part")
+    p.add_argument("--task_type", "--task-type", default=None,
+                   help="the task that draws the lines (default: a line's task_type, else the task that holds its "
+                        "truth fields and reads its answer)")
     args = p.parse_args(argv)
     if args.image_root is None and not args.predictions:
         p.error("--image-root is required (predictions files may use their image_folder field instead)")
+    try:
+        task = get_task(args.task_type) if args.task_type else None
+    except ValueError as e:
+        p.error(str(e))
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written, ious, unparsable = [], [], 0
+    written, scores, unparsable = [], [], 0
     with open(args.jsonl, encoding="utf-8") as f:
         for line_no, text in enumerate(f, start=1):
             if args.limit is not None and len(written) >= args.limit:
@@ -252,18 +264,18 @@ def main(argv: list[str] | None = None) -> list[Path]:
                 raise FileNotFoundError(f"{args.jsonl}:{line_no}: image {path} not found; fix: pass --image-root "
                                         "(the folder the 'image' paths are relative to)")
             with Image.open(path) as img:
-                drawn, iou = render_row(row, img, args.predictions, args.max_side)
+                drawn, score = render_row(row, img, args.predictions, args.max_side, task)
             buf = io.BytesIO()
             drawn.save(buf, format="PNG", optimize=True)
             target = out_dir / f"{len(written):05d}_{_slug(row.get('id', line_no))}.png"
-            atomic_write_bytes(target, buf.getvalue())
+            atomic_write(target, buf.getvalue())
             written.append(target)
-            if iou is None:
+            if score is None:
                 unparsable += 1
             else:
-                ious.append(iou)
-    mean = f"{sum(ious) / len(ious):.3f}" if ious else "n/a"
-    print(f"wrote {len(written)} PNGs to {out_dir} (mean IoU {mean}, unparsable {unparsable})")
+                scores.append(score)
+    mean = f"{sum(scores) / len(scores):.3f}" if scores else "n/a"
+    print(f"wrote {len(written)} PNGs to {out_dir} (mean score {mean}, unparsable {unparsable})")
     return written
 
 

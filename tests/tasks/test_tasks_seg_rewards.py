@@ -8,10 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import vlmr1.rewards.mask  # noqa: F401  (registers seg_iou / seg_format until rewards/__init__ imports it)
 from vlmr1.geometry import fit_contour, mask_to_rle
-from vlmr1.rewards import REWARD_REGISTRY
-from vlmr1.rewards.mask import parse_contour, seg_score
+from vlmr1.rewards import get_reward_function
+from vlmr1.tasks.seg import parse_contour, seg_score
 
 PROFILE = settings.get_profile(
     "vlmr1-rewards-nightly" if os.environ.get("HYPOTHESIS_PROFILE") == "nightly" else "vlmr1-rewards"
@@ -40,7 +39,7 @@ def completion(contour, decimals=None) -> str:
 def reward(name, text, **row):
     fields = {"mask": MASK, "solution": answer(PARAMETRIC, 1), "original_sizes": [[W, H]], "frame_sizes": [[W, H]]}
     fields.update(row)
-    out = REWARD_REGISTRY[name](prompts=["p"], completions=[text], **{k: [v] for k, v in fields.items()})
+    out = get_reward_function(name)(prompts=["p"], completions=[text], **{k: [v] for k, v in fields.items()})
     assert len(out) == 1 and 0.0 <= out[0] <= 1.0
     return out[0]
 

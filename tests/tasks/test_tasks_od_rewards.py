@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from vlmr1.rewards import REWARD_REGISTRY
-from vlmr1.rewards.detection import coco_average_precision, od_scores, parse_detections
+from vlmr1.geometry import coco_average_precision
+from vlmr1.tasks.od import od_ap50_reward as od_ap50
+from vlmr1.tasks.od import od_ap_reward as od_ap
+from vlmr1.tasks.od import od_length_reward as od_length
+from vlmr1.tasks.od import od_scores, parse_detections
 
-od_ap, od_ap50, od_length = (REWARD_REGISTRY[n] for n in ("od_ap", "od_ap50", "od_length"))
 SIZE = dict(original_sizes=[[200, 100]], frame_sizes=[[200, 100]])
 
 
