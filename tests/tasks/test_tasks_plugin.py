@@ -15,7 +15,7 @@ from vlmr1.evaluation import aggregate_by_file, score_predictions
 from vlmr1.geometry import mask_to_rle
 from vlmr1.rewards import get_reward_function, list_rewards
 from vlmr1.tasks import TASKS, Task, get_task, task_for_row
-from vlmr1.viz.draw import render_row
+from vlmr1.viz.draw import PRED_RGB, TRUE_RGB, render_row
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -79,5 +79,6 @@ def test_draw_follows_the_lines_task(tmp_path):
            "original_sizes": [[40, 30]], "frame_sizes": [[40, 30]]}
     drawn, score = render_row(row, image, predictions=True)
     assert score == 1.0 and drawn.width == 40
+    assert tuple(np.asarray(drawn)[15, 20]) == PRED_RGB and tuple(np.asarray(drawn)[10, 10]) == TRUE_RGB
     _, miss = render_row({**row, "prediction": "<answer>[2, 2]</answer>"}, image, predictions=True)
     assert miss == 0.0

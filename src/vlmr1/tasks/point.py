@@ -90,8 +90,14 @@ class PointTask(Task):
 
     def overlay(self, row: Mapping[str, Any], text: str) -> Overlay:
         point = answer_point(text, row)
-        true_mask = rle_to_mask(row["mask"]) if row.get("mask") is not None else None
-        true_boxes = [ground_truth_box(row["bbox"])] if true_mask is None and row.get("bbox") is not None else []
+        true_mask, true_boxes = None, []
+        try:
+            if row.get("mask") is not None:
+                true_mask = rle_to_mask(row["mask"])
+            elif row.get("bbox") is not None:
+                true_boxes = [ground_truth_box(row["bbox"])]
+        except (ValueError, TypeError):  # a bad truth field: draw the answer alone
+            pass
         score = self.sample_metrics(text, row)["accuracy"] if point is not None else None
         return Overlay(true_mask=true_mask, true_boxes=true_boxes, answer_points=[point] if point else [],
                        score=score, score_name="hit")

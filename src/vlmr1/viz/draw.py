@@ -44,14 +44,15 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def _clean_points(points, width: int, height: int) -> list[tuple[float, float]] | None:
-    """Finite (x, y) tuples for ImageDraw, pulled to within one image size of the frame (keeps PIL's math sane)."""
+def _clean_points(points, width: int, height: int, least: int = 2) -> list[tuple[float, float]] | None:
+    """Finite (x, y) tuples for ImageDraw, pulled to within one image size of the frame (keeps PIL's math sane);
+    None when fewer than ``least`` are left."""
     try:
         p = np.asarray(points, dtype=np.float64).reshape(-1, 2)
     except (TypeError, ValueError):
         return None
     p = p[np.isfinite(p).all(axis=1)]
-    if len(p) < 2:
+    if len(p) < least:
         return None
     p = np.clip(p, [-width, -height], [2 * width, 2 * height])
     return [tuple(v) for v in p.tolist()]
@@ -104,7 +105,7 @@ def render_overlay(image: Image.Image, overlay: Overlay | None = None, caption: 
                     draw.text((corners[0][0] + line_w, corners[0][1] + line_w), str(labels[k]), fill=rgb,
                               font=label_font)
     arm = 3 * line_w
-    for point in _clean_points(_scaled(overlay.answer_points, f), w, h) or []:
+    for point in _clean_points(_scaled(overlay.answer_points, f), w, h, least=1) or []:
         x, y = point
         draw.line([(x - arm, y), (x + arm, y)], fill=PRED_RGB, width=line_w)
         draw.line([(x, y - arm), (x, y + arm)], fill=PRED_RGB, width=line_w)
