@@ -53,6 +53,8 @@ class Family:
             used by `coordinate_frame()` when no processor is given.
         frame_source: where the coordinate convention is documented.
         lora_target_modules_default: peft `target_modules` regex: text attention/MLP projections only.
+        shared_prefix: whether `--shared_prefix` (`vlmr1.training.shared_prefix`) is exact for this family; checked
+            by its tests against TRL's stock path. Off by default: a new family opts in once it passes them.
     """
 
     model_type: str
@@ -65,6 +67,7 @@ class Family:
     max_pixels: int
     frame_source: str
     lora_target_modules_default: str = TEXT_LORA_TARGET_REGEX
+    shared_prefix: bool = False
 
     @property
     def model_class(self) -> type:
@@ -189,6 +192,7 @@ register_family(
         max_pixels=28 * 28 * 16384,
         # Qwen2.5-VL report (arXiv:2502.13923, grounding): absolute coordinates of the input (resized) image.
         frame_source="Qwen2.5-VL technical report, arXiv:2502.13923: absolute coordinates on the resized input",
+        shared_prefix=True,
     )
 )
 register_family(
@@ -203,6 +207,7 @@ register_family(
         max_pixels=28 * 28 * 1280,
         # Qwen2-VL report (arXiv:2409.12191, visual grounding): boxes normalised to [0, 1000).
         frame_source="Qwen2-VL technical report, arXiv:2409.12191: box coordinates normalised to [0, 1000)",
+        shared_prefix=True,
     )
 )
 register_family(
@@ -218,6 +223,7 @@ register_family(
         # transformers 5.24's qwen3_vl code/docstrings say nothing about coordinates; the convention comes from
         # the official QwenLM/Qwen3-VL cookbooks (spatial_understanding.ipynb, mobile_agent.ipynb): relative 0-1000.
         frame_source="QwenLM/Qwen3-VL cookbooks (spatial_understanding): relative coordinates on a 0-1000 grid",
+        shared_prefix=True,
     )
 )
 

@@ -12,8 +12,13 @@ the vision tower and the whole prompt G times. Here, per call:
 3. The completions run through the model's own forward (TRL's fused log-prob head included, so temperature,
    entropy and the fp32 head behave as in the stock path) as ``[last prompt token, completion...]``, against a cache
    that gathers each row's prompt keys/values (``index_select``: gradients are summed over the group on backward).
-   Their positions continue from the prompt's: mRoPE (``get_rope_index``) for Qwen2-VL / Qwen2.5-VL, or plain column
-   indices where the stock forward uses 1-D positions.
+   Their positions continue from the prompt's: the family's mRoPE (``get_rope_index``), or plain column indices
+   where the stock forward uses 1-D positions.
+
+Qwen3-VL's DeepStack adds vision-block features to the hidden states of its first decoder layers at the image
+tokens. The prompt pass is the backbone's own forward over the images, so it adds them and the later layers' captured
+keys/values carry them; completions hold no image tokens (``forward_reason``), so, as in the stock forward, nothing
+is added to them. Which families this is exact for is their ``Family.shared_prefix`` (see ``model_reason``).
 
 The caches store nothing during the completion pass, so a layer replayed by (non-reentrant) gradient checkpointing
 sees the same keys/values; ``cache_through_checkpointing`` tells the decoder layers so. Rollouts use the same pieces
@@ -29,8 +34,8 @@ from itertools import accumulate
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
-# Families whose forward takes a cache with explicit 3-D positions (checked against transformers 5.24).
-SUPPORTED_MODEL_TYPES = frozenset({"qwen2_5_vl", "qwen2_vl"})
+from vlmr1.models.families import get_family
+
 SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
 
 
@@ -277,8 +282,12 @@ def prompt_end_reason(input_ids, attention_mask, mm_token_type_ids=None, prompt_
 def model_reason(model) -> str | None:
     """Why ``model`` (possibly PEFT-wrapped) cannot use the shared prefix at all, or None."""
     config = model.config
-    if config.model_type not in SUPPORTED_MODEL_TYPES:
-        return f"model type {config.model_type!r} is not one of {sorted(SUPPORTED_MODEL_TYPES)}"
+    try:
+        family = get_family(config.model_type)
+    except ValueError:
+        return f"model type {config.model_type!r} has no registered family"
+    if not family.shared_prefix:
+        return f"the {config.model_type!r} family does not support it"
     text_config = config.get_text_config()
     if text_config._attn_implementation not in SUPPORTED_ATTENTION:
         return f"attention {text_config._attn_implementation!r} is not one of {sorted(SUPPORTED_ATTENTION)}"
