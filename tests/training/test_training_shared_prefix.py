@@ -12,8 +12,15 @@ import logging
 import pytest
 import torch
 from peft import LoraConfig
-from shared_prefix_helpers import (FAMILY_DIRS, forward, grpo_batch, make_trainer, prompt_inputs, random_image,
-                                   worst_relative_gradient_error)
+from shared_prefix_helpers import (
+    FAMILY_DIRS,
+    forward,
+    grpo_batch,
+    make_trainer,
+    prompt_inputs,
+    random_image,
+    worst_relative_gradient_error,
+)
 
 from vlmr1.models import TEXT_LORA_TARGET_REGEX, get_family, register_family
 from vlmr1.training import shared_prefix as sp
