@@ -10,6 +10,7 @@ RSS). Prints medians and ratios as a table; where a target is missed, a ``torch.
 
     python benchmarks/bench_grpo_step.py            # small CPU case (a ~4M-parameter Qwen2.5-VL)
     python benchmarks/bench_grpo_step.py --threads 1  # the same on cores other processes share (steadier times)
+    python benchmarks/bench_grpo_step.py --arch qwen3_vl  # the same case for another family (see ARCHS)
     python benchmarks/bench_grpo_step.py --gpu      # Qwen2.5-VL-3B shapes, random weights, bf16, one GPU
 
 On CPU the table also gives process CPU time; it stays close to wall time unless other processes take the cores.
@@ -29,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 
 if sys.platform == "linux" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:  # before torch allocates anything
     os.environ["MALLOC_MMAP_THRESHOLD_"] = "131072"
@@ -42,7 +44,7 @@ from trl import GRPOTrainer  # noqa: E402
 from trl.trainer.utils import shuffle_sequence_dict, split_pixel_values_by_grid, unsplit_pixel_values_by_grid  # noqa: E402
 
 from vlmr1.models import build_tiny_model, get_family, tiny_processor, train_tiny_tokenizer  # noqa: E402
-from vlmr1.models.full_size import qwen2_5_vl_3b_config
+from vlmr1.models.full_size import qwen2_5_vl_3b_config  # noqa: E402
 from vlmr1.models.tokenizer import build_qwen_chat_template  # noqa: E402
 from vlmr1.training.config import VLMR1GRPOConfig  # noqa: E402
 from vlmr1.training.trainer import VLMGRPOTrainer  # noqa: E402
@@ -58,7 +60,7 @@ class Case:
     """One benchmark shape."""
 
     name: str
-    image_size: tuple[int, int]  # (width, height)
+    image_size: tuple[int, int] | None  # (width, height); None: the arch's own (see ``Arch.image_size``)
     prompts: int  # distinct prompts per batch
     group_size: int  # G
     completion_len: int
@@ -66,34 +68,80 @@ class Case:
     dtype: torch.dtype
 
 
-SMALL = Case("small (CPU, ~4M params)", (560, 420), 1, 8, 100, "cpu", torch.float32)
-GPU = Case("Qwen2.5-VL-3B shapes (GPU, bf16)", (640, 480), 1, 8, 256, "cuda", torch.bfloat16)
+SMALL = Case("small (CPU, ~4M params)", None, 1, 8, 100, "cpu", torch.float32)
+GPU = Case("full-size shapes (GPU, bf16)", (640, 480), 1, 8, 256, "cuda", torch.bfloat16)
+IMAGE_TOKENS = (20, 15)  # the small case's image, in merged tokens: 300 image tokens of a ~400-token prompt
 
 
-def small_model(workdir: str):
-    """A ~4M-parameter Qwen2.5-VL (4 text + 4 vision layers) whose processor keeps a 560x420 image whole."""
-    path = build_tiny_model("qwen2_5_vl", workdir, text_layers=4, hidden_size=256, num_attention_heads=4,
+@dataclasses.dataclass(frozen=True)
+class Arch:
+    """One model family: its small CPU model (``build_tiny_model`` sizes, the same for every family) and, for
+    ``--gpu``, a full-size config. A family is added here with one entry.
+
+    Attributes:
+        model_type: the family's ``config.model_type`` (it must have a tiny builder).
+        vision: vision-config values set before the weights are drawn.
+        image_size: the small case's image (width, height); None: ``IMAGE_TOKENS`` at the family's patch and merge
+            sizes.
+        full_size: ``(name, tokenizer -> config)`` of a full-size architecture for ``--gpu``, or None.
+    """
+
+    model_type: str
+    vision: dict = dataclasses.field(default_factory=dict)
+    image_size: tuple[int, int] | None = None
+    full_size: tuple[str, Callable] | None = None
+
+    def small_image_size(self) -> tuple[int, int]:
+        if self.image_size is not None:
+            return self.image_size
+        family = get_family(self.model_type)
+        factor = family.patch_size * family.merge_size
+        return IMAGE_TOKENS[0] * factor, IMAGE_TOKENS[1] * factor
+
+
+ARCHS = {
+    "qwen2_5_vl": Arch("qwen2_5_vl", full_size=("Qwen2.5-VL-3B", qwen2_5_vl_3b_config)),
+    "qwen2_vl": Arch("qwen2_vl"),
+    # DeepStack from three vision blocks into the first three decoder layers, as in the released models
+    "qwen3_vl": Arch("qwen3_vl", vision={"deepstack_visual_indexes": [0, 1, 2]}),
+}
+
+
+def small_model(arch: Arch, workdir: str):
+    """A ~4M-parameter model (4 text + 4 vision layers) whose processor keeps the case's image whole."""
+    from transformers import AutoConfig, AutoProcessor, GenerationConfig
+
+    width, height = arch.small_image_size()
+    path = build_tiny_model(arch.model_type, workdir, text_layers=4, hidden_size=256, num_attention_heads=4,
                             num_key_value_heads=2, intermediate_size=512, vision_layers=4, vision_hidden=128,
-                            vision_heads=4, max_pixels=560 * 420)
-    family = get_family("qwen2_5_vl")
-    from transformers import AutoProcessor
+                            vision_heads=4, max_pixels=width * height)
+    family = get_family(arch.model_type)
+    if not arch.vision:
+        model = family.load(path, dtype=torch.float32, attn_implementation="sdpa")
+    else:
+        config = AutoConfig.from_pretrained(path)
+        for key, value in arch.vision.items():
+            setattr(config.vision_config, key, value)
+        config._attn_implementation = "sdpa"
+        torch.manual_seed(0)
+        model = family.model_class(config)
+        model.generation_config = GenerationConfig.from_pretrained(path)
+    return model, AutoProcessor.from_pretrained(path)
 
-    return family.load(path, dtype=torch.float32, attn_implementation="sdpa"), AutoProcessor.from_pretrained(path)
 
-
-def gpu_model():
-    """Random-weight Qwen2.5-VL-3B in bf16 on the GPU (nothing downloaded), and a processor for 640x480 images."""
-    from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
+def gpu_model(arch: Arch):
+    """A random-weight full-size model in bf16 on the GPU (nothing downloaded), and a processor for 640x480 images."""
+    from transformers import GenerationConfig
 
     tokenizer = train_tiny_tokenizer(chat_template=build_qwen_chat_template())
-    config = qwen2_5_vl_3b_config(tokenizer)
+    config = arch.full_size[1](tokenizer)
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     with torch.device("cuda"):
-        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+        model = get_family(arch.model_type).model_class._from_config(config, dtype=torch.bfloat16)
     model.generation_config = GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
                                                pad_token_id=config.pad_token_id)
-    return model, tiny_processor("qwen2_5_vl", tokenizer=tokenizer, max_pixels=640 * 480)
+    return model, tiny_processor(arch.model_type, tokenizer=tokenizer, max_pixels=640 * 480)
 
 
 def varied_reward(completions, **kwargs):
@@ -213,7 +261,8 @@ def profile(label: str, fn, device: str):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--gpu", action="store_true", help="Qwen2.5-VL-3B shapes, bf16, on one GPU")
+    parser.add_argument("--arch", choices=sorted(ARCHS), default="qwen2_5_vl", help="model family")
+    parser.add_argument("--gpu", action="store_true", help="full-size shapes (Qwen2.5-VL-3B), bf16, on one GPU")
     parser.add_argument("--prompts", type=int, default=None, help="distinct prompts per batch (default: 1)")
     parser.add_argument("--repeats", type=int, default=2, help="timed runs per trainer and phase (median kept)")
     parser.add_argument("--gradient_checkpointing", action=argparse.BooleanOptionalAction, default=None,
@@ -225,14 +274,21 @@ def main():
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("vlmr1").setLevel(logging.INFO)  # shows any fallback to the stock path
+    arch = ARCHS[args.arch]
+    if args.gpu and arch.full_size is None:
+        parser.error(f"--gpu: no full-size config for {args.arch}")
     case = GPU if args.gpu else SMALL
+    if args.gpu:
+        case = dataclasses.replace(case, name=f"{arch.full_size[0]} shapes (GPU, bf16)")
+    else:
+        case = dataclasses.replace(case, name=f"{case.name}, {args.arch}", image_size=arch.small_image_size())
     if args.prompts:
         case = dataclasses.replace(case, prompts=args.prompts)
     checkpointing = args.gpu if args.gradient_checkpointing is None else args.gradient_checkpointing
     torch.manual_seed(0)
 
     with tempfile.TemporaryDirectory() as workdir:
-        model, processor = gpu_model() if args.gpu else small_model(os.path.join(workdir, "model"))
+        model, processor = gpu_model(arch) if args.gpu else small_model(arch, os.path.join(workdir, "model"))
         twin = copy.deepcopy(model)  # same weights; each trainer patches its own model
         stock, rows = make_trainer(GRPOTrainer, model, processor, case, os.path.join(workdir, "stock"), checkpointing)
         ours, _ = make_trainer(VLMGRPOTrainer, twin, processor, case, os.path.join(workdir, "ours"), checkpointing)

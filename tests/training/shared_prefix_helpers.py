@@ -20,6 +20,8 @@ from vlmr1.training.config import VLMR1GRPOConfig
 from vlmr1.training.trainer import VLMGRPOTrainer
 
 EOS = "<|im_end|>"
+# Every family whose ``Family.shared_prefix`` is on, and the conftest fixture of its tiny checkpoint.
+FAMILY_DIRS = {"qwen2_5_vl": "tiny_qwen25vl_dir", "qwen2_vl": "tiny_qwen2vl_dir", "qwen3_vl": "tiny_qwen3vl_dir"}
 
 
 def constant_reward(completions, **kwargs):
@@ -47,28 +49,38 @@ def random_image(size: tuple[int, int], seed: int) -> Image.Image:
     return Image.fromarray(pixels)
 
 
+def prompt_inputs(processor, prompts, group_size: int, order=None):
+    """The processor's (left-padded) inputs for each prompt repeated ``group_size`` times, rows in ``order``.
+
+    Returns the inputs and each row's images.
+    """
+    rows = [(text, [random_image(size, image_seed + i) for i, size in enumerate(sizes)])
+            for text, sizes, image_seed in prompts for _ in range(group_size)]
+    if order is not None:
+        rows = [rows[i] for i in order]
+    messages = [[{"role": "user", "content": [*[{"type": "image"} for _ in images], {"type": "text", "text": text}]}]
+                for text, images in rows]
+    texts = [processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in messages]
+    images = [images for _, images in rows]
+    inputs = processor(text=texts, images=images if any(images) else None, padding=True, return_tensors="pt")
+    return inputs, images
+
+
 def grpo_batch(processor, prompts, group_size: int, completion_len: int, seed: int = 0, shuffle: bool = True) -> dict:
     """A GRPO batch: each prompt (text, [(width, height) per image], image seed) repeated ``group_size`` times.
 
     Completions are random text tokens ending in EOS at a random place (padding after it), one or two without EOS.
     """
     rng = np.random.default_rng(seed)
-    rows = [(text, [random_image(size, image_seed + i) for i, size in enumerate(sizes)])
-            for text, sizes, image_seed in prompts for _ in range(group_size)]
-    if shuffle:
-        rows = [rows[i] for i in rng.permutation(len(rows))]
-    messages = [[{"role": "user", "content": [*[{"type": "image"} for _ in images], {"type": "text", "text": text}]}]
-                for text, images in rows]
-    texts = [processor.apply_chat_template(m, add_generation_prompt=True, tokenize=False) for m in messages]
-    images = [images for _, images in rows]
+    order = rng.permutation(len(prompts) * group_size) if shuffle else None
+    inputs, images = prompt_inputs(processor, prompts, group_size, order)
     has_images = any(images)
-    inputs = processor(text=texts, images=images if has_images else None, padding=True, return_tensors="pt")
 
     tokenizer = processor.tokenizer
     eos, pad = tokenizer.convert_tokens_to_ids(EOS), tokenizer.pad_token_id
-    completions = torch.as_tensor(rng.integers(3, min(tokenizer.all_special_ids), (len(rows), completion_len)))
+    completions = torch.as_tensor(rng.integers(3, min(tokenizer.all_special_ids), (len(images), completion_len)))
     completion_mask = torch.ones_like(completions)
-    for row in range(len(rows)):
+    for row in range(len(images)):
         end = int(rng.integers(0, completion_len + 1))  # == completion_len: truncated, no EOS
         if end < completion_len:
             completions[row, end] = eos

@@ -6,6 +6,9 @@ and the rollouts all go through the shared-prefix path in the second run, and on
 
 from pathlib import Path
 
+import pytest
+from shared_prefix_helpers import FAMILY_DIRS
+
 from vlmr1.training import shared_prefix as sp
 from vlmr1.training.config import parse_train_args
 from vlmr1.training.setup import build_trainer
@@ -31,7 +34,9 @@ def run(model_dir, output_dir, shared: bool):
     return logs, {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
 
 
-def test_five_steps_match_the_stock_run(tiny_qwen25vl_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("family", sorted(FAMILY_DIRS))
+def test_five_steps_match_the_stock_run(family, tmp_path, monkeypatch, request):
+    model_dir = request.getfixturevalue(FAMILY_DIRS[family])
     calls = {"logps": 0, "prefill": 0}
     logps, prefill = sp.shared_prefix_logps, sp.run_prefix
     monkeypatch.setattr(sp, "shared_prefix_logps", lambda *a, **k: calls.__setitem__("logps", calls["logps"] + 1)
@@ -39,18 +44,22 @@ def test_five_steps_match_the_stock_run(tiny_qwen25vl_dir, tmp_path, monkeypatch
     monkeypatch.setattr(sp, "run_prefix", lambda *a, **k: calls.__setitem__("prefill", calls["prefill"] + 1)
                         or prefill(*a, **k))
 
-    stock_logs, stock_weights = run(tiny_qwen25vl_dir, tmp_path / "stock", shared=False)
+    stock_logs, stock_weights = run(model_dir, tmp_path / "stock", shared=False)
     assert calls == {"logps": 0, "prefill": 0}
-    shared_logs, shared_weights = run(tiny_qwen25vl_dir, tmp_path / "shared", shared=True)
+    shared_logs, shared_weights = run(model_dir, tmp_path / "shared", shared=True)
     # per generation (steps 1, 3, 5): old + ref log-probs; per step: the training forward; rollouts prefill too
     assert calls["logps"] == 3 * 2 + 5 and calls["prefill"] > calls["logps"]
 
     assert len(stock_logs) == len(shared_logs) == 5
+    # Adam turns last-bit gradient differences of near-zero entries into ~lr-sized steps, so only step 1 runs on
+    # equal weights; later steps run on weights ~1e-5 apart and their metrics drift up to ~2e-4 (Qwen3-VL, step 4;
+    # the two paths give bit-equal losses there on equal weights).
     for stock, shared in zip(stock_logs, shared_logs):
         assert stock.keys() == shared.keys()
+        rel = 1e-5 if stock["step"] == 1 else 1e-3
         for key in [k for k in LOGGED if k in stock]:  # rollout metrics only on generation steps
-            assert abs(stock[key] - shared[key]) <= 1e-6 + 1e-4 * abs(stock[key]), (stock["step"], key)
+            assert abs(stock[key] - shared[key]) <= 1e-6 + rel * abs(stock[key]), (stock["step"], key)
     assert max(abs(s["loss"]) for s in stock_logs) > 1e-2 and min(s["grad_norm"] for s in stock_logs) > 0.1
-    # Adam turns last-bit gradient differences of near-zero entries into ~lr-sized steps: 1e-3 relative after 5
+    # and 1e-3 relative on the weights after 5 steps
     for name, weight in stock_weights.items():
         assert (weight - shared_weights[name]).norm() <= 1e-3 * weight.norm(), name

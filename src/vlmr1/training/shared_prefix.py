@@ -12,8 +12,18 @@ the vision tower and the whole prompt G times. Here, per call:
 3. The completions run through the model's own forward (TRL's fused log-prob head included, so temperature,
    entropy and the fp32 head behave as in the stock path) as ``[last prompt token, completion...]``, against a cache
    that gathers each row's prompt keys/values (``index_select``: gradients are summed over the group on backward).
-   Their positions continue from the prompt's: mRoPE (``get_rope_index``) for Qwen2-VL / Qwen2.5-VL, or plain column
-   indices where the stock forward uses 1-D positions.
+   Their positions continue from the prompt's: the family's mRoPE (``get_rope_index``), or plain column indices
+   where the stock forward uses 1-D positions.
+
+Qwen3-VL's DeepStack adds vision-block features to the hidden states of its first decoder layers at the image
+tokens. The prompt pass is the backbone's own forward over the images, so it adds them and the later layers' captured
+keys/values carry them; completions hold no image tokens (``forward_reason``), so, as in the stock forward, nothing
+is added to them.
+
+A family opts in with ``Family.shared_prefix`` once these tests pass for it (``model_reason`` reads it). The model is
+reached through ``backbone_of``, ``decoder_layers`` and, for mRoPE, ``get_rope_index``, and images are flat patches
+with ``image_grid_thw`` (the Qwen layout, which GLM-4.1V shares). InternVL differs in both: tiles without grids, and
+1-D positions, for which stock generation (mask cumsum) and the stock training forward (columns) disagree on padding.
 
 The caches store nothing during the completion pass, so a layer replayed by (non-reentrant) gradient checkpointing
 sees the same keys/values; ``cache_through_checkpointing`` tells the decoder layers so. Rollouts use the same pieces
@@ -31,7 +41,6 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 from vlmr1.models.families import get_family
 
-# Families whose forward takes a cache with explicit 3-D positions (checked against transformers 5.24).
 SUPPORTED_ATTENTION = frozenset({"sdpa", "eager"})
 
 
@@ -121,6 +130,11 @@ def backbone_of(model):
     return model.model  # transformers 5 VLMs keep the backbone under `.model` (their base_model_prefix)
 
 
+def decoder_layers(backbone):
+    """The text decoder's layers (one cache layer each); ``language_model.layers`` in every family so far."""
+    return backbone.language_model.layers
+
+
 def prompt_positions(backbone, prompt_ids, prompt_mask, mm_token_type_ids, image_grid_thw, mrope: bool):
     """(3, rows, prompt_len) positions of the prompts, as the stock forward computes them over the whole sequence.
 
@@ -166,7 +180,7 @@ class _SharedPrefixLayer(DynamicLayer):
 @contextmanager
 def cache_through_checkpointing(backbone):
     """Let the decoder layers keep our cache under gradient checkpointing (safe: our caches are replay-safe)."""
-    layers = list(backbone.language_model.layers)
+    layers = list(decoder_layers(backbone))
     for layer in layers:
         layer._can_checkpoint_with_cache = True
     try:
@@ -179,9 +193,10 @@ def cache_through_checkpointing(backbone):
 def run_prefix(backbone, prefix_ids, prefix_mask, positions, mm_token_type_ids=None, pixel_values=None,
                image_grid_thw=None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Run the prompts (without their last token) once; returns each decoder layer's (keys, values)."""
-    capture = Cache(layers=[_CaptureLayer() for _ in backbone.language_model.layers])
+    capture = Cache(layers=[_CaptureLayer() for _ in decoder_layers(backbone)])
+    images = {"pixel_values": pixel_values, "image_grid_thw": image_grid_thw, "mm_token_type_ids": mm_token_type_ids}
     backbone(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=positions, cache=capture, use_cache=False,
-             pixel_values=pixel_values, image_grid_thw=image_grid_thw, mm_token_type_ids=mm_token_type_ids)
+             **{k: v for k, v in images.items() if v is not None})  # only what is set: not every family takes each
     return [(layer.keys, layer.values) for layer in capture.layers]
 
 
@@ -279,10 +294,11 @@ def model_reason(model) -> str | None:
     """Why ``model`` (possibly PEFT-wrapped) cannot use the shared prefix at all, or None."""
     config = model.config
     try:
-        if not get_family(config).shared_prefix:
-            return f"the {config.model_type} family adapter does not support the shared prefix"
+        family = get_family(config.model_type)
     except ValueError:
-        return f"model type {config.model_type!r} has no family adapter"
+        return f"model type {config.model_type!r} has no registered family"
+    if not family.shared_prefix:
+        return f"the {config.model_type!r} family does not support it"
     text_config = config.get_text_config()
     if text_config._attn_implementation not in SUPPORTED_ATTENTION:
         return f"attention {text_config._attn_implementation!r} is not one of {sorted(SUPPORTED_ATTENTION)}"

@@ -134,7 +134,7 @@ class VLMGRPOTrainer(GRPOTrainer):
 
     def _reentrant_checkpointing(self, unwrapped_model) -> bool:
         """Whether the text layers are checkpointed reentrantly (which would cut the prompt out of the graph)."""
-        layers = sp.backbone_of(unwrapped_model).language_model.layers
+        layers = sp.decoder_layers(sp.backbone_of(unwrapped_model))
         return bool((self.args.gradient_checkpointing_kwargs or {}).get("use_reentrant")) and any(
             getattr(layer, "gradient_checkpointing", False) for layer in layers)
 

@@ -50,4 +50,5 @@ QWEN3_VL = Family(
     # transformers' qwen3_vl code says nothing about coordinates; the official QwenLM/Qwen3-VL cookbooks
     # (spatial_understanding.ipynb, mobile_agent.ipynb) use relative 0-1000 coordinates
     frame_source="QwenLM/Qwen3-VL cookbooks (spatial_understanding): relative coordinates on a 0-1000 grid",
+    shared_prefix=True,
 )
