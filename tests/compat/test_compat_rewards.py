@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from vlmr1.rewards import REWARD_REGISTRY
+from vlmr1.rewards.math_equiv import math_equivalent
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 THINK = "<think>I look at the image.</think>"
@@ -63,7 +64,7 @@ CASES = [
     # rec_format (what --is_reward_customized_from_vlm_module swaps in for format)
     Case("rec-format-json", "rec_format", tagged('{"bbox_2d": [1, 2, 30, 40]}'), BOX, 1.0),
     Case("rec-format-no-box", "rec_format", tagged("the man"), BOX, 0.0),
-    Case("rec-format-bare-list", "rec_format", tagged("[1, 2, 30, 40]"), BOX, 1.0, {}, 0.0, "rec_format box form"),
+    Case("rec-format-bare-list", "rec_format", tagged("[1, 2, 30, 40]"), BOX, 1.0, {}, 0.0, "`rec_format` box form"),
     Case("rec-format-text-around", "rec_format", "Sure. " + tagged('{"bbox_2d": [1, 2, 30, 40]}'), BOX, 0.0, {}, 1.0,
          "text around the layout"),
     # format
@@ -162,6 +163,12 @@ CASES = [
     Case("repetition-duplicate-box", "repetition", tagged(fenced(DOG, DOG)), "x", 0.5),
     Case("repetition-distinct-boxes", "repetition", tagged(fenced(DOG, CAT)), "x", 1.0),
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def warm_up():
+    # math-verify imports sympy on first use; keep that out of the 1 s budget of a comparison
+    math_equivalent("\\frac{1}{2}", "0.5")
 
 
 def score(case: Case) -> float:

@@ -39,27 +39,36 @@ def trained(out, step=1):
     return json.loads((Path(out) / f"checkpoint-{step}" / "trainer_state.json").read_text())
 
 
-@pytest.mark.parametrize("script", ["run_grpo_rec.sh", "run_grpo_rec_lora.sh"])
-def test_rec_scripts_train_with_iou(script, tiny_qwen25vl_dir, tmp_path):
+def run(script, out, model, data, images, *extra):
+    train_main(argv(script, out=str(out), model=str(model), data=str(data), images=str(images)) + SMALL + list(extra))
+
+
+def test_rec_script_trains_with_iou(tiny_qwen25vl_dir, tmp_path):
     data, images = rec_data(tmp_path)
-    out = tmp_path / "out"
-    train_main(argv(script, out=str(out), model=str(tiny_qwen25vl_dir), data=str(data), images=str(images)) + SMALL)
-    logged = trained(out)["log_history"][0]
+    run("run_grpo_rec.sh", tmp_path / "out", tiny_qwen25vl_dir, data, images)
+    logged = trained(tmp_path / "out")["log_history"][0]
     # --is_reward_customized_from_vlm_module True: IoU and the box format, as VLM-R1's Qwen module
     assert "rewards/rec_iou/mean" in logged and "rewards/rec_format/mean" in logged
-    if script == "run_grpo_rec.sh":  # --resume_from_checkpoint True: the same command continues the run
-        train_main(argv(script, out=str(out), model=str(tiny_qwen25vl_dir), data=str(data), images=str(images))
-                   + SMALL + ["--max_steps", "2"])
-        assert trained(out, 2)["global_step"] == 2
-    else:
-        assert (out / "adapter_config.json").is_file()
 
 
+@pytest.mark.slow  # two more tiny trainings
+def test_rec_script_resumes_and_lora_script_trains(tiny_qwen25vl_dir, tmp_path):
+    data, images = rec_data(tmp_path)
+    out = tmp_path / "out"
+    run("run_grpo_rec.sh", out, tiny_qwen25vl_dir, data, images)
+    # --resume_from_checkpoint True: the same command with more steps continues from checkpoint-1
+    run("run_grpo_rec.sh", out, tiny_qwen25vl_dir, data, images, "--max_steps", "2")
+    state = trained(out, 2)
+    assert state["global_step"] == 2 and len([h for h in state["log_history"] if "loss" in h]) == 2
+    run("run_grpo_rec_lora.sh", tmp_path / "lora", tiny_qwen25vl_dir, data, images)
+    assert "rewards/rec_iou/mean" in trained(tmp_path / "lora")["log_history"][0]
+    assert (tmp_path / "lora" / "adapter_config.json").is_file()
+
+
+@pytest.mark.slow
 def test_gui_script_trains_with_all_match(tiny_qwen25vl_dir, tmp_path):
     images = tmp_path / "gui"
     shutil.copytree(ROOT / "examples/gui", images)
-    out = tmp_path / "out"
-    train_main(argv("run_grpo_gui.sh", out=str(out), model=str(tiny_qwen25vl_dir),
-                    data=str(images / "gui_synthetic.jsonl"), images=str(images)) + SMALL)
-    logged = trained(out)["log_history"][0]
+    run("run_grpo_gui.sh", tmp_path / "out", tiny_qwen25vl_dir, images / "gui_synthetic.jsonl", images)
+    logged = trained(tmp_path / "out")["log_history"][0]
     assert "rewards/accuracy/mean" in logged and "rewards/format/mean" in logged

@@ -51,3 +51,6 @@ def length_reward(prompts=None, completions=None, completion_ids=None, **kwargs:
         lengths = None
     kwargs.pop("completion_length", None)
     return _length_score(prompts=prompts, completions=completions, completion_length=lengths, **kwargs)
+
+
+length_reward.scorer = _length_score.scorer  # the per-sample function (length in words), as per_sample rewards have
