@@ -42,7 +42,7 @@ def _length_score(text: str, completion_length: Any = None, **row: Any) -> float
 
 @register_reward("length")
 def length_reward(prompts=None, completions=None, completion_ids=None, **kwargs: Any) -> list[float]:
-    """Cosine length reward scaled by correctness (module docstring); floats in [0, 1], never raises."""
+    """VLM-R1's cosine length reward: right answers gain by being short, wrong ones lose by being long; in [0, 1]."""
     lengths = None
     try:
         if completion_ids is not None and completions is not None and len(completion_ids) == len(completions):
