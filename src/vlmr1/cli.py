@@ -77,13 +77,13 @@ def _demo(argv: list[str]) -> None:
 
 
 def _rewards(argv: list[str]) -> None:
-    from vlmr1.rewards import ACCURACY_METHODS, REWARD_REGISTRY
+    from vlmr1.rewards import REWARD_REGISTRY, list_accuracy_methods, list_rewards
 
     argparse.ArgumentParser(prog="vlmr1 rewards", description="List reward functions.").parse_args(argv)
-    for name, fn in sorted(REWARD_REGISTRY.items()):
-        doc = (fn.__doc__ or "").strip().splitlines()
+    for name in list_rewards():  # the built-in tasks' rewards included
+        doc = (REWARD_REGISTRY[name].__doc__ or "").strip().splitlines()
         print(f"{name:16s} {doc[0] if doc else ''}")
-    print("\naccuracy methods (--reward_method / accu_reward_method): " + ", ".join(sorted(ACCURACY_METHODS)))
+    print("\naccuracy methods (--reward_method / accu_reward_method): " + ", ".join(list_accuracy_methods()))
 
 
 COMMANDS = {

@@ -18,6 +18,7 @@ import sys
 
 from vlmr1.training.config import build_configs, read_flags, set_up_processes
 from vlmr1.training.setup import build_trainer, check_data
+from vlmr1.training.vlm_r1_flags import log_notes
 
 logger = logging.getLogger("vlmr1.train")
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     set_up_processes(flags)
     script_args, training_args, model_args = build_configs(flags)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log_notes(flags)
 
     # Data first: a bad line must stop the run before minutes of model loading.
     checked = check_data(script_args)

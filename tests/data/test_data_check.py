@@ -139,10 +139,10 @@ def test_seg_and_od_fields(tmp_path, images):
 
     od = tmp_path / "od.jsonl"
     good = [{"bbox": [1, 2, 30, 40], "label": "dog"}]
-    od.write_text("\n".join([line("[]", objects=good), line("[]"), line("[]", objects=[{"bbox": [1, 2], "label": "x"}]),
+    od.write_text("\n".join([line("[]", objects=good), line("a dog"), line("[]", objects=[{"bbox": [1, 2], "label": "x"}]),
                              line("[]", objects=[{"bbox": [1, 2, 3, 4]}])]) + "\n")
     report = check_sources([SourceFile(str(od), str(images))], "od")
-    assert [(p.line, p.kind) for p in report.problems] == [(2, "bad_field"), (3, "bad_field"), (4, "bad_field")]
+    assert [(p.line, p.kind) for p in report.problems] == [(2, "unparsable_answer"), (3, "bad_field"), (4, "bad_field")]
 
 
 # Loader fixes found while writing the check (regressions): a bad byte and a decompression bomb used to escape as

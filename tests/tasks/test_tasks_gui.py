@@ -18,7 +18,8 @@ def test_all_match_scoring_of_classes():
     row = dict(solution="Navigation Logic Error", accu_reward_method="all_match")
     assert task.sample_metrics("<think>t</think><answer>navigation  logic error</answer>", row) == {
         "accuracy": 1.0, "parsed": 1.0}
-    assert task.sample_metrics("<answer>Navigation Logic Error.</answer>", row)["accuracy"] == 0.0  # exact class
+    assert task.sample_metrics("<answer>Navigation Logic Error.</answer>", row)["accuracy"] == 1.0  # as VLM-R1
+    assert task.sample_metrics("<answer>Navigation Logic Error!</answer>", row)["accuracy"] == 0.0  # exact class
     assert task.sample_metrics("Unexpected Task Result", row) == {"accuracy": 0.0, "parsed": 0.0}
     completions = ["<answer>No Defect</answer>", "<answer>Operation No Response</answer>"]
     out = REWARD_REGISTRY["accuracy"](completions=completions, solution=["No Defect", "No Defect"],

@@ -11,6 +11,7 @@ Write new rewards as per-sample scorers wrapped with :func:`per_sample`, which e
 that a reward returns a float in [0, 1] for any output and never raises.
 """
 
+from . import llm_judge  # noqa: F401 - registers the ``llm`` accuracy method
 from .accuracy import (
     ACCURACY_METHODS,
     accuracy_reward,
@@ -20,6 +21,7 @@ from .accuracy import (
     validate_accuracy_method,
 )
 from .format import format_reward, is_think_answer_format
+from .length import length_reward
 from .parsing import answer_or_text, extract_answer, extract_think
 from .registry import (
     REWARD_REGISTRY,
@@ -30,6 +32,7 @@ from .registry import (
     per_sample,
     register_reward,
 )
+from .repetition import repetition_reward
 
 __all__ = [
     "ACCURACY_METHODS",
@@ -43,11 +46,13 @@ __all__ = [
     "get_reward_function",
     "get_reward_functions",
     "is_think_answer_format",
+    "length_reward",
     "list_accuracy_methods",
     "list_rewards",
     "per_sample",
     "register_accuracy_method",
     "register_reward",
+    "repetition_reward",
     "score_accuracy",
     "validate_accuracy_method",
 ]

@@ -1,27 +1,30 @@
 """The ``accuracy`` reward and its registry of comparison methods.
 
-For each sample the answer (``<answer>`` content if present, else the whole completion) is compared
-with the gold ``solution`` (also stripped of ``<answer>`` tags) using the method named in that
-sample's ``accu_reward_method`` column (missing/None/"" -> ``"default"``; names are
-case-insensitive). One batch may mix methods.
+For each sample the row's task picks the method (:meth:`vlmr1.tasks.Task.accuracy_method`): a free-text row uses the
+method named in its ``accu_reward_method`` column (missing/None/"" -> ``"default"``; names are case-insensitive),
+while a box, detection, mask or point row is scored by its geometry (``iou``, ``odLength``, ``seg_iou``,
+``point_in_object``), whatever the text of its answer. The answer (``<answer>`` content if present, else the whole
+completion; nothing when an ``<answer>`` is never closed) is compared with the gold ``solution`` (also stripped of
+``<answer>`` tags). One batch may mix methods.
 
-Built-in methods (each returns a score in [0, 1]):
+Built-in methods here (VLM-R1's names; each returns a score in [0, 1]):
 
-* ``default``  -- normalised exact match (NFKC, case, whitespace, trailing punctuation, quotes),
-  or numeric equality when both sides are single numbers;
+* ``default``  -- VLM-R1's cascade: math-verify equivalence, then numbers, then option letters, then partial credit
+  by Levenshtein ratio (see :func:`default_match`);
 * ``mcq``      -- option letters A-Z extracted from both sides (``"(B)"``, ``"B."``, ``"answer is B"``);
-* ``yes_no``   -- yes/no extracted from both sides;
-* ``all_match``-- exact match after collapsing whitespace and casefolding (punctuation counts);
+* ``yes_no``   -- yes/no extracted from both sides (whole words);
+* ``all_match``-- exact match after collapsing whitespace, casefolding and dropping trailing periods;
 * ``numeric``  -- numbers (whole text, else the last number in it) equal within relative
   tolerance ``NUMERIC_REL_TOL`` (register a ``functools.partial(numeric_match, rel_tol=...)``
   under a new name for another tolerance);
 * ``math``     -- math-verify ``parse`` + ``verify`` within a wall-clock budget (see
-  :mod:`.math_equiv`); falls back to ``default`` when the gold does not parse.
+  :mod:`.math_equiv`); falls back to normalised exact match when the gold does not parse.
 
-Other modules add methods with :func:`register_accuracy_method`. A method is called as
-``method(pred, gold, row)`` where ``pred``/``gold`` are the extracted answer strings and ``row``
-is the sample's dataset columns. An unknown method name scores 0.0 and is logged; data loaders
-should call :func:`validate_accuracy_method` up front to reject it with file and line.
+Tasks and other modules add methods with :func:`register_accuracy_method` (``iou`` in ``vlmr1.tasks.rec``, the OD
+methods in ``vlmr1.tasks.od_methods``, ``llm`` in :mod:`.llm_judge`). A method is called as ``method(pred, gold,
+row)`` where ``pred``/``gold`` are the extracted answer strings and ``row`` is the sample's dataset columns. An unknown
+method name scores 0.0 and is logged; data loaders call :func:`validate_accuracy_method` up front to reject it with
+file and line.
 """
 
 from __future__ import annotations
@@ -30,8 +33,11 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from rapidfuzz.distance import Indel
+
 from .math_equiv import math_equivalent
 from .parsing import (
+    _NUMBER_IN_TEXT_RE,
     answer_or_text,
     collapse_whitespace,
     extract_choice,
@@ -40,7 +46,7 @@ from .parsing import (
     normalize_text,
     parse_number,
 )
-from .registry import log_limited, per_sample, register_reward
+from .registry import _load_task_rewards, log_limited, per_sample, register_reward
 
 AccuracyMethod = Callable[[str, str, Mapping[str, Any]], float]
 
@@ -50,7 +56,8 @@ NUMERIC_REL_TOL = 1e-6
 ACCURACY_METHODS: dict[str, AccuracyMethod] = {}
 
 
-def _canonical(name: object) -> str:
+def canonical_method(name: object) -> str:
+    """An ``accu_reward_method`` value as the registry keys it: lower-case, None/"" -> ``"default"``."""
     if name is None:
         return DEFAULT_METHOD
     name = str(name).strip().lower()
@@ -73,7 +80,7 @@ def register_accuracy_method(name: str, fn: AccuracyMethod | None = None, *, ove
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"Accuracy method name must be a non-empty string, got {name!r}")
-    key = _canonical(name)
+    key = canonical_method(name)
 
     def decorator(func: AccuracyMethod) -> AccuracyMethod:
         if key in ACCURACY_METHODS and ACCURACY_METHODS[key] is not func and not overwrite:
@@ -85,11 +92,8 @@ def register_accuracy_method(name: str, fn: AccuracyMethod | None = None, *, ove
 
 
 def list_accuracy_methods() -> list[str]:
-    """Return the registered accuracy method names, sorted.
-
-    Returns:
-        Sorted list of names.
-    """
+    """The registered accuracy method names (the built-in tasks' included), sorted."""
+    _load_task_rewards()
     return sorted(ACCURACY_METHODS)
 
 
@@ -105,17 +109,46 @@ def validate_accuracy_method(name: object) -> str:
     Raises:
         ValueError: Unknown method; the message lists the registered ones. Callers add file:line.
     """
-    key = _canonical(name)
+    key = canonical_method(name)
+    if key not in ACCURACY_METHODS:
+        _load_task_rewards()
     if key not in ACCURACY_METHODS:
         raise ValueError(
             f"Unknown accu_reward_method {name!r}; registered methods: {', '.join(list_accuracy_methods())}"
         )
+    precheck = getattr(ACCURACY_METHODS[key], "precheck", None)
+    if precheck is not None:  # e.g. ``llm`` needs a judge server: say so before training starts
+        precheck()
     return key
+
+
+def exact_match(pred: str, gold: str) -> float:
+    """1.0 when the normalised texts are equal (or both are the same single number), else 0.0."""
+    a, b = parse_number(pred), parse_number(gold)
+    if a is not None and b is not None:
+        return 1.0 if math.isclose(a, b, rel_tol=NUMERIC_REL_TOL, abs_tol=0.0) else 0.0
+    norm_gold = normalize_text(gold)
+    return 1.0 if norm_gold and normalize_text(pred) == norm_gold else 0.0
+
+
+def similarity(pred: str, gold: str) -> float:
+    """Levenshtein ratio (``python-Levenshtein``'s ``ratio``: normalised indel similarity) of the normalised texts."""
+    return float(Indel.normalized_similarity(normalize_text(pred), normalize_text(gold)))
+
+
+def _numbers(text: str) -> list[float | None]:
+    return [parse_number(m.group(0).rstrip(",")) for m in _NUMBER_IN_TEXT_RE.finditer(text)]
 
 
 @register_accuracy_method("default")
 def default_match(pred: str, gold: str, row: Mapping[str, Any] | None = None) -> float:
-    """Normalised exact match, or numeric equality when both sides are single numbers.
+    """VLM-R1's ``default`` method: the first rule that applies decides.
+
+    1. math-verify finds the answer equal to the gold (free text too: "There are 3." = "3") -> 1.0;
+    2. the gold holds a digit: both single numbers -> 1.0 or 0.0; else the numbers in both texts must agree (0.0
+       otherwise: VLM-R1 gives "11 apples" 0.89 against "10 apples") and the score is rule 4's;
+    3. the gold is an option letter ("B", "(b)", "C."): 1.0 for the same letter, else 0.0;
+    4. partial credit: the Levenshtein ratio of the normalised texts (1.0 when equal).
 
     Args:
         pred: Extracted answer.
@@ -123,13 +156,23 @@ def default_match(pred: str, gold: str, row: Mapping[str, Any] | None = None) ->
         row: Sample columns (unused).
 
     Returns:
-        1.0 on a match, else 0.0.
+        A score in [0, 1].
     """
-    a, b = parse_number(pred), parse_number(gold)
-    if a is not None and b is not None:
-        return 1.0 if math.isclose(a, b, rel_tol=NUMERIC_REL_TOL, abs_tol=0.0) else 0.0
-    norm_gold = normalize_text(gold)
-    return 1.0 if norm_gold and normalize_text(pred) == norm_gold else 0.0
+    if not normalize_text(gold):
+        return 0.0
+    if math_equivalent(pred, gold):
+        return 1.0
+    if any(c.isdigit() for c in gold):
+        a, b = parse_number(pred), parse_number(gold)
+        if a is not None and b is not None:
+            return 1.0 if math.isclose(a, b, rel_tol=NUMERIC_REL_TOL, abs_tol=0.0) else 0.0
+        if _numbers(pred) != _numbers(gold):
+            return 0.0
+        return similarity(pred, gold)
+    choice = extract_choice(gold)
+    if choice is not None:
+        return 1.0 if extract_choice(pred) == choice else 0.0
+    return similarity(pred, gold)
 
 
 @register_accuracy_method("mcq")
@@ -152,7 +195,8 @@ def _same_extracted(extract: Callable[[str], object], pred: str, gold: str) -> f
 
 @register_accuracy_method("all_match")
 def all_match(pred: str, gold: str, row: Mapping[str, Any] | None = None) -> float:
-    """Whole-answer match after collapsing whitespace and casefolding, e.g. GUI defect classes.
+    """Whole-answer match after collapsing whitespace, casefolding and dropping trailing periods (as VLM-R1's
+    ``all_match``), e.g. GUI defect classes.
 
     Args:
         pred: Extracted answer.
@@ -162,8 +206,8 @@ def all_match(pred: str, gold: str, row: Mapping[str, Any] | None = None) -> flo
     Returns:
         1.0 on a match, else 0.0.
     """
-    norm_gold = collapse_whitespace(gold).casefold()
-    return 1.0 if norm_gold and collapse_whitespace(pred).casefold() == norm_gold else 0.0
+    norm_gold = collapse_whitespace(gold).casefold().rstrip(".")
+    return 1.0 if norm_gold and collapse_whitespace(pred).casefold().rstrip(".") == norm_gold else 0.0
 
 
 @register_accuracy_method("numeric")
@@ -206,11 +250,11 @@ def math_match(pred: str, gold: str, row: Mapping[str, Any] | None = None) -> fl
         row: Sample columns (unused).
 
     Returns:
-        1.0 when equivalent, else 0.0; when the gold does not parse as math, the ``default`` method.
+        1.0 when equivalent, else 0.0; when the gold does not parse as math, normalised exact match.
     """
     equal = math_equivalent(pred, gold)
     if equal is None:
-        return default_match(pred, gold)
+        return exact_match(pred, gold)
     return 1.0 if equal else 0.0
 
 
@@ -228,7 +272,9 @@ def score_accuracy(text: str, solution: object, method: object = None, row: Mapp
     """
     if solution is None:
         return 0.0
-    key = _canonical(method)
+    key = canonical_method(method)
+    if key not in ACCURACY_METHODS:
+        _load_task_rewards()
     fn = ACCURACY_METHODS.get(key)
     if fn is None:
         log_limited(
@@ -244,16 +290,18 @@ def score_accuracy(text: str, solution: object, method: object = None, row: Mapp
 @register_reward("accuracy")
 @per_sample
 def accuracy_reward(text: str, solution: object = None, accu_reward_method: object = None, **row: Any) -> float:
-    """Per-sample accuracy; the sample's ``accu_reward_method`` column picks the method.
+    """Per-sample accuracy by the method the row's task picks (its geometry for boxes, detections, masks and points,
+    else the row's ``accu_reward_method``): see :func:`vlmr1.tasks.row_accuracy`.
 
     Args:
         text: Completion text.
         solution: The sample's gold answer column.
         accu_reward_method: The sample's method name (missing/None/"" -> ``"default"``).
-        **row: Other columns, forwarded to the method.
+        **row: Other columns (``task_type`` among them), forwarded to the method.
 
     Returns:
         Score in [0, 1].
     """
-    columns = dict(row, solution=solution, accu_reward_method=accu_reward_method)
-    return score_accuracy(text, solution, accu_reward_method, columns)
+    from vlmr1.tasks import row_accuracy  # tasks build on this module: looked up at call time
+
+    return row_accuracy(text, dict(row, solution=solution, accu_reward_method=accu_reward_method))

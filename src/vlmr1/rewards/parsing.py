@@ -111,7 +111,8 @@ def extract_think(text: str) -> str | None:
 def answer_or_text(text: object) -> str:
     """Return the ``<answer>`` content if present, else the whole text; stripped either way.
 
-    Used on both the completion and the gold ``solution`` (which may carry the tags too).
+    Used on both the completion and the gold ``solution`` (which may carry the tags too). A text whose last
+    ``<answer>`` is never closed was cut off (``max_completion_length``): it has no answer, "" (VLM-R1 scores it 0 too).
 
     Args:
         text: Completion or solution; non-strings are converted with ``str`` (None -> "").
@@ -124,7 +125,9 @@ def answer_or_text(text: object) -> str:
     if not isinstance(text, str):
         text = str(text)
     answer = extract_answer(text)
-    return answer if answer is not None else text.strip()
+    if answer is not None and text.rfind(ANSWER_OPEN) < text.rfind(ANSWER_CLOSE):
+        return answer
+    return "" if ANSWER_OPEN in text else text.strip()
 
 
 def collapse_whitespace(text: str) -> str:

@@ -9,14 +9,21 @@ package like a user's reward does: ``--task_type my_pkg.tasks:Counting`` (a ``Ta
 from __future__ import annotations
 
 import importlib
+import logging
 import pkgutil
+from collections.abc import Mapping
+from typing import Any
 
 from vlmr1.plugins import load_object
+from vlmr1.rewards.accuracy import score_accuracy
 from vlmr1.rewards.registry import REWARD_REGISTRY, register_reward
 from vlmr1.tasks.base import THINK_THEN_ANSWER, Overlay, Task, mean_metrics
 
+logger = logging.getLogger(__name__)
 TASKS: dict[str, Task] = {}
 _builtin_loaded = False
+_FREE_TEXT = Task()  # rows of an unknown task: scored by their own accuracy method
+_logged_choices: set[tuple[str, str, str]] = set()
 
 
 def register_task(task: Task | type[Task]) -> Task:
@@ -85,5 +92,19 @@ def task_for_row(row, answer: str) -> Task:
     return candidates[0] if candidates else TASKS["default"]
 
 
+def row_accuracy(text: str, row: Mapping[str, Any]) -> float:
+    """The ``accuracy`` reward of one completion: the row's task (``task_type``) picks the method
+    (:meth:`Task.accuracy_method`), e.g. IoU for a REC row, never a text match of its box. Each (task, row method,
+    chosen method) is logged once per process."""
+    load_builtin_tasks()
+    task = TASKS.get(row.get("task_type")) or _FREE_TEXT
+    method = task.accuracy_method(row)
+    choice = (task.name, str(row.get("accu_reward_method") or "default"), method)
+    if choice not in _logged_choices:
+        _logged_choices.add(choice)
+        logger.info("accuracy: task %r scores rows with accu_reward_method %r by %r", *choice)
+    return score_accuracy(text, row.get("solution"), method, row)
+
+
 __all__ = ["TASKS", "THINK_THEN_ANSWER", "Overlay", "Task", "get_task", "load_builtin_tasks", "mean_metrics",
-           "register_task", "task_for_row"]
+           "register_task", "row_accuracy", "task_for_row"]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from vlmr1.data.schema import IMAGE_PLACEHOLDER
-from vlmr1.rewards.accuracy import score_accuracy
+from vlmr1.rewards.accuracy import canonical_method, score_accuracy
 from vlmr1.rewards.parsing import extract_answer
 
 THINK_THEN_ANSWER = (
@@ -58,6 +58,8 @@ class Task:
         default_rewards: reward names used when ``--reward_funcs`` is not given.
         rewards: reward functions this task brings; registering the task registers them under their ``__name__``.
         truth_fields: row fields holding this task's ground truth; ``vlmr1 draw`` picks the task of a row by them.
+        vlm_module_rewards: what ``--is_reward_customized_from_vlm_module true`` swaps in for a reward name, as
+            VLM-R1's model modules do (rec: ``accuracy`` -> ``rec_iou``, ``format`` -> ``rec_format``).
     """
 
     name: ClassVar[str] = "default"
@@ -65,6 +67,7 @@ class Task:
     default_rewards: ClassVar[tuple[str, ...]] = ("accuracy", "format")
     rewards: ClassVar[tuple[Any, ...]] = ()
     truth_fields: ClassVar[tuple[str, ...]] = ()
+    vlm_module_rewards: ClassVar[dict[str, str]] = {}
 
     def __init__(self, name: str | None = None, template: str | None = None,
                  default_rewards: Sequence[str] | None = None):
@@ -88,6 +91,12 @@ class Task:
             rest, count = rest[len(IMAGE_PLACEHOLDER):].lstrip(), count + 1
         return IMAGE_PLACEHOLDER * count + self.template.format(question=rest)
 
+    def accuracy_method(self, row: Mapping[str, Any]) -> str:
+        """The accuracy method the ``accuracy`` reward scores this row with: the row's ``accu_reward_method`` for a
+        free-text task; a structured task returns its geometric score (``iou``, ``seg_iou``, ...) so that a box is
+        never compared as text. Must not raise."""
+        return canonical_method(row.get("accu_reward_method"))
+
     def sample_metrics(self, text: str, row: Mapping[str, Any]) -> dict[str, Any]:
         """Metrics of one completion. Must not raise on any text: an unparsable answer is wrong, ``parsed = 0``.
 
@@ -95,8 +104,9 @@ class Task:
             text: the completion.
             row: the dataset row (``solution``, ``accu_reward_method``, ``original_sizes``, ``frame_sizes``, extras).
         """
-        return {"accuracy": score_accuracy(text, row.get("solution"), row.get("accu_reward_method")),
-                "parsed": float(extract_answer(text) is not None)}
+        score = score_accuracy(text, row.get("solution"), self.accuracy_method(row), row)
+        # a hit, not partial credit: the ``default`` method's Levenshtein ratio is a reward, not an accuracy
+        return {"accuracy": float(score >= 1.0), "parsed": float(extract_answer(text) is not None)}
 
     def aggregate_metrics(self, samples: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         """One data file's metrics from its samples' :meth:`sample_metrics`."""

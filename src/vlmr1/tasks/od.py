@@ -1,7 +1,9 @@
 """``--task_type od`` (open-vocabulary detection): box every object of the named categories, scored by COCO AP.
 
-Rows carry ``objects`` = ``[{"bbox": [x1, y1, x2, y2], "label": "dog"}, ...]`` (original pixels). The model answers a
-JSON list in its own frame, mapped to original pixels as for REC::
+Rows carry ``objects`` = ``[{"bbox": [x1, y1, x2, y2], "label": "dog"}, ...]`` (original pixels), or hold the
+objects in the ``gpt`` answer as VLM-R1's OD data does: a (```` ```json ````-fenced) JSON list of
+``{"bbox_2d": [x1, y1, x2, y2], "label": "dog"}`` (original pixels), or the string ``None`` for no object. The model
+answers a JSON list (or ``None``) in its own frame, mapped to original pixels as for REC::
 
     [{"bbox_2d": [x1, y1, x2, y2], "label": "dog"}, {"bbox_2d": [...], "label": "cat", "score": 0.7}, ...]
 
@@ -14,7 +16,9 @@ Scoring rules:
 * A prediction's score is its finite ``score`` field, else 1.0; with equal scores the listed order decides.
 * An item with a malformed, non-finite, degenerate or huge box stays as a false positive; items that are not objects
   with a string ``label`` are ignored.
-* ``od_length`` = AP x min(1, #gt / #predicted): plain AP does not fall when guesses are appended to right answers.
+* ``od_length`` = AP x min(1, #gt / #predicted): plain AP does not fall when guesses are appended to right answers
+  (VLM-R1's ``odLength``). The ``accuracy`` reward scores an OD row with the row's OD method (``map``, ``od_ap``,
+  ``od_ap50``, ``odLength``, ``weighted_sum``: :mod:`vlmr1.tasks.od_methods`), else with ``odLength``.
 * A sample without ground-truth objects scores 1.0 for an empty list, else 0.0. An answer that is not a JSON list
   (or one object), or lists more than ``MAX_DETECTIONS`` items, scores 0.
 
@@ -32,11 +36,15 @@ from typing import Any
 from vlmr1.geometry.average_precision import GtObject, PredObject, coco_average_precision
 from vlmr1.geometry.boxes import is_valid_box
 from vlmr1.models.frames import AnswerScale
+from vlmr1.rewards.accuracy import canonical_method
 from vlmr1.rewards.parsing import answer_or_text, load_json_answer, normalize_text
 from vlmr1.rewards.registry import per_sample
 from vlmr1.tasks.base import THINK_THEN_ANSWER, Overlay, Task
 
 MAX_DETECTIONS = 1000
+NO_OBJECTS = "none"  # VLM-R1's answer for an image without the asked objects, casefolded
+# accuracy methods that score a detection answer (vlmr1.tasks.od_methods); any other method of an OD row means odLength
+OD_METHODS = ("map", "od_ap", "od_ap50", "odlength", "weighted_sum")
 
 
 def normalize_label(label: Any) -> str:
@@ -59,6 +67,8 @@ def parse_detections(answer: str) -> list[dict[str, Any]] | None:
     frame (``bbox`` None when malformed), or None when the answer is not a JSON list of objects (or one object)."""
     if not isinstance(answer, str) or not answer.strip():
         return None
+    if answer.strip().casefold() == NO_OBJECTS:
+        return []
     value = load_json_answer(answer)
     if isinstance(value, dict):
         value = [value]
@@ -103,6 +113,31 @@ def ground_truth_objects(objects: Any) -> list[GtObject]:
     return out
 
 
+def solution_objects(solution: Any) -> list[dict[str, Any]] | None:
+    """The objects of a VLM-R1 OD answer (``<answer>`` tags and ```` ```json ```` fences allowed): a JSON list, ``[]``
+    for ``None``; None when the answer is neither (then it is not OD data)."""
+    answer = answer_or_text(solution)
+    if answer.casefold() == NO_OBJECTS:
+        return []
+    value = load_json_answer(answer) if answer.startswith(("[", "`")) else None
+    return value if isinstance(value, list) else None
+
+
+def truth_objects(row: Mapping[str, Any]) -> list[GtObject] | None:
+    """A row's true objects, validated: its ``objects``, else those of its VLM-R1-format ``gpt`` answer; None when it
+    has neither (not a detection row).
+
+    Raises:
+        ValueError: ``objects`` (or the answer's list) holds an object without a valid box and label.
+    """
+    objects = row.get("objects")
+    if objects is None:
+        objects = solution_objects(row.get("solution"))
+        if objects is None:
+            return None
+    return ground_truth_objects(objects)
+
+
 def map_detections(items: Sequence[Mapping[str, Any]] | None, row: Mapping[str, Any]) -> list[PredObject] | None:
     """Parsed detections in original pixels: ``[(box or None, normalised label, score), ...]`` for labelled items
     (an invalid box becomes None); None passes through."""
@@ -123,9 +158,11 @@ def od_scores(text: str, row: Mapping[str, Any]) -> dict[str, Any]:
     validated ``gt``/``pred`` objects (original pixels) for a file-level COCOeval.
 
     Raises:
-        ValueError: the row's ``objects`` or image sizes are invalid.
+        ValueError: the row has no valid objects (``objects`` or a VLM-R1 answer) or its image sizes are invalid.
     """
-    gt = ground_truth_objects(row.get("objects"))
+    gt = truth_objects(row)
+    if gt is None:
+        raise ValueError("no true objects: give the row 'objects' or a JSON list (or None) as its answer")
     items = parse_detections(answer_or_text(text))
     pred = map_detections(items, row)
     num_pred = len(items) if items else 0
@@ -139,18 +176,23 @@ def od_scores(text: str, row: Mapping[str, Any]) -> dict[str, Any]:
             "num_gt": len(gt), "num_pred": num_pred, "gt": gt, "pred": pred}
 
 
+def is_detection_row(row: Mapping[str, Any]) -> bool:
+    """Whether the row has true objects (``objects``, or a VLM-R1 OD answer); other rows score 0 silently."""
+    return row.get("objects") is not None or solution_objects(row.get("solution")) is not None
+
+
 @per_sample(name="od_ap")
 def od_ap_reward(text: str, **row: Any) -> float:
     """COCO AP@[.5:.95] of the answered detections against ``objects``; 0 when the answer does not parse."""
-    if row.get("objects") is None:
-        return 0.0  # not a detection row
+    if not is_detection_row(row):
+        return 0.0
     return od_scores(text, row)["ap"]
 
 
 @per_sample(name="od_ap50")
 def od_ap50_reward(text: str, **row: Any) -> float:
     """COCO AP@0.5 of the answered detections against ``objects``; 0 when the answer does not parse."""
-    if row.get("objects") is None:
+    if not is_detection_row(row):
         return 0.0
     return od_scores(text, row)["ap50"]
 
@@ -158,7 +200,7 @@ def od_ap50_reward(text: str, **row: Any) -> float:
 @per_sample(name="od_length")
 def od_length_reward(text: str, **row: Any) -> float:
     """COCO AP@[.5:.95] x min(1, #gt / #predicted): AP that does not pay for padding the list with guesses."""
-    if row.get("objects") is None:
+    if not is_detection_row(row):
         return 0.0
     scores = od_scores(text, row)
     return scores["ap"] * scores["length_factor"]
@@ -174,6 +216,10 @@ class OdTask(Task):
     default_rewards = ("od_length", "format")
     rewards = (od_ap_reward, od_ap50_reward, od_length_reward)
     truth_fields = ("objects",)
+
+    def accuracy_method(self, row: Mapping[str, Any]) -> str:
+        method = canonical_method(row.get("accu_reward_method"))
+        return method if method in OD_METHODS else "odlength"
 
     def sample_metrics(self, text: str, row: Mapping[str, Any]) -> dict[str, Any]:
         """``ap``, ``ap50``, ``parsed``, ``valid`` (0 for an unusable row) and the ``gt``/``pred`` objects."""
@@ -195,15 +241,22 @@ class OdTask(Task):
                 "num_samples": n, "num_gt": sum(len(s["gt"]) for s in valid)}
 
     def check_row(self, answer: str, fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+        if fields.get("objects") is not None:
+            where, objects = "'objects'", fields["objects"]
+        else:
+            where, objects = "the answer", solution_objects(answer)
+            if objects is None:
+                return [("unparsable_answer", f"no 'objects' field, and the answer {answer!r:.60} is not a JSON list "
+                                              'of {"bbox_2d": [x1, y1, x2, y2], "label": ...} (fenced or not) or None')]
         try:
-            ground_truth_objects(fields.get("objects"))
+            ground_truth_objects(objects)
         except (ValueError, TypeError) as e:
-            return [("bad_field", f"'objects': {e}")]
+            return [("bad_field" if fields.get("objects") is not None else "unparsable_answer", f"{where}: {e}")]
         return []
 
     def overlay(self, row: Mapping[str, Any], text: str) -> Overlay:
         try:
-            truth = ground_truth_objects(row.get("objects"))
+            truth = truth_objects(row) or []
         except (ValueError, TypeError):
             truth = []
         pred = map_detections(parse_detections(answer_or_text(text)), row) or []

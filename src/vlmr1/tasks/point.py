@@ -17,6 +17,7 @@ from typing import Any
 
 from vlmr1.geometry import rle_to_mask
 from vlmr1.models.frames import AnswerScale
+from vlmr1.rewards.accuracy import register_accuracy_method
 from vlmr1.rewards.parsing import answer_or_text, load_json_answer
 from vlmr1.rewards.registry import per_sample
 from vlmr1.tasks.base import THINK_THEN_ANSWER, Overlay, Task
@@ -65,6 +66,13 @@ def point_in_object_reward(text: str, **row: Any) -> float:
     return 1.0 if point is not None and point_inside(point, row) else 0.0
 
 
+@register_accuracy_method("point_in_object")
+def point_in_object_method(pred: str, gold: str, row: Mapping[str, Any]) -> float:
+    """The ``accuracy`` of a point row: 1.0 when the answered point lies inside the object."""
+    point = answer_point(pred, row)
+    return 1.0 if point is not None and point_inside(point, row) else 0.0
+
+
 class PointTask(Task):
     """One point per question, in the model's frame."""
 
@@ -72,6 +80,9 @@ class PointTask(Task):
     template = "Point to {question}. " + THINK_THEN_ANSWER + " Output the point in the answer as [x, y]."
     default_rewards = ("point_in_object", "format")
     rewards = (point_in_object_reward,)
+
+    def accuracy_method(self, row: Mapping[str, Any]) -> str:
+        return "point_in_object"
 
     def sample_metrics(self, text: str, row: Mapping[str, Any]) -> dict[str, Any]:
         point = answer_point(text, row)

@@ -13,8 +13,10 @@ Answer parsing (:func:`parse_box`), tried in order on the ``<answer>`` content (
    answer is ambiguous and does not parse.
 
 A box that does not parse, is non-finite, degenerate (``x2 <= x1``, swapped corners included) or huge (a coordinate
-more than one frame extent outside the frame) scores 0. Rewards: ``rec_iou`` (the IoU) and ``rec_accuracy``
-(IoU >= 0.5). Metrics per file: ``acc@0.5``, ``mean_iou``, ``parse_rate``.
+more than one frame extent outside the frame) scores 0. Rewards: ``rec_iou`` (the IoU), ``rec_accuracy``
+(IoU >= 0.5) and ``rec_format`` (the layout holding one box). The ``accuracy`` reward scores a REC row by the
+``iou`` method (the same IoU), as VLM-R1's model modules score ``accuracy`` for ``--task_type rec``; ``iou`` also
+serves rows of any task (``accu_reward_method: iou``). Metrics per file: ``acc@0.5``, ``mean_iou``, ``parse_rate``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from typing import Any
 
 from vlmr1.geometry.boxes import box_iou_pairwise, is_valid_box
 from vlmr1.models.frames import AnswerScale
-from vlmr1.rewards.parsing import answer_or_text, load_json_answer
+from vlmr1.rewards.accuracy import register_accuracy_method
+from vlmr1.rewards.format import is_think_answer_format
+from vlmr1.rewards.parsing import answer_or_text, extract_answer, load_json_answer
 from vlmr1.rewards.registry import per_sample
 from vlmr1.tasks.base import THINK_THEN_ANSWER, Overlay, Task
 
@@ -133,6 +137,19 @@ def rec_accuracy_reward(text: str, **row: Any) -> float:
     return 1.0 if rec_iou_value(text, row)[0] >= ACCURACY_IOU else 0.0
 
 
+@per_sample(name="rec_format")
+def rec_format_reward(text: str, **row: Any) -> float:
+    """1.0 for the think/answer layout (as ``format``) whose answer is one valid box, else 0.0 (VLM-R1's
+    ``format_reward_rec``, with vlmr1's box reading: any unambiguous form, not only ``{..."bbox_2d": [...]...}``)."""
+    return 1.0 if is_think_answer_format(text) and is_valid_box(parse_box(extract_answer(text) or "")) else 0.0
+
+
+@register_accuracy_method("iou")
+def iou_method(pred: str, gold: str, row: Mapping[str, Any]) -> float:
+    """IoU of the answered box with the row's ``bbox`` (else the box in the gold answer), frame-mapped."""
+    return rec_iou_value(pred, row)[0]
+
+
 class RecTask(Task):
     """One box per question, in the model's frame."""
 
@@ -140,8 +157,12 @@ class RecTask(Task):
     template = ("Please provide the bounding box coordinate of the region this sentence describes: {question}. "
                 + THINK_THEN_ANSWER + " Output the box in the answer as [x1, y1, x2, y2].")
     default_rewards = ("rec_iou", "format")
-    rewards = (rec_iou_reward, rec_accuracy_reward)
+    rewards = (rec_iou_reward, rec_accuracy_reward, rec_format_reward)
     truth_fields = ("bbox",)
+    vlm_module_rewards = {"accuracy": "rec_iou", "format": "rec_format"}
+
+    def accuracy_method(self, row: Mapping[str, Any]) -> str:
+        return "iou"
 
     def sample_metrics(self, text: str, row: Mapping[str, Any]) -> dict[str, Any]:
         try:

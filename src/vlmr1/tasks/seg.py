@@ -35,6 +35,7 @@ import numpy as np
 from vlmr1.geometry import contour_from_json, polygon_to_rle, rle_area, rle_to_mask, signed_area
 from vlmr1.geometry.masks import _as_rle
 from vlmr1.models.frames import AnswerScale
+from vlmr1.rewards.accuracy import register_accuracy_method
 from vlmr1.rewards.format import is_think_answer_format
 from vlmr1.rewards.parsing import answer_or_text, extract_answer, load_json_answer
 from vlmr1.rewards.registry import per_sample
@@ -181,6 +182,12 @@ def seg_format_reward(text: str, **row: Any) -> float:
     return 1.0 if contour is not None and encloses_area(contour) else 0.0
 
 
+@register_accuracy_method("seg_iou")
+def seg_iou_method(pred: str, gold: str, row: Mapping[str, Any]) -> float:
+    """The ``accuracy`` of a segmentation row: the mask IoU of ``seg_iou``."""
+    return seg_score(pred, row).iou
+
+
 class SegTask(Task):
     """One Chebyshev contour per question. ``representation`` is what ``vlmr1 data check`` expects of the answers."""
 
@@ -193,6 +200,9 @@ class SegTask(Task):
     def __init__(self, name: str | None = None, template: str | None = None, representation: str = "parametric"):
         super().__init__(name, template)
         self.representation = representation
+
+    def accuracy_method(self, row: Mapping[str, Any]) -> str:
+        return "seg_iou"
 
     def sample_metrics(self, text: str, row: Mapping[str, Any]) -> dict[str, Any]:
         try:

@@ -21,6 +21,8 @@ import yaml
 from accelerate import PartialState
 from trl import GRPOConfig, ModelConfig, TrlParser
 
+from vlmr1.training.vlm_r1_flags import VLMR1CompatArguments, accept_bare_bool_flags, translate
+
 
 @dataclass
 class VLMR1Arguments:
@@ -88,12 +90,15 @@ def deepspeed_over_gloo(deepspeed, accelerator_config) -> bool:
 
 
 def make_parser() -> TrlParser:
-    """The parser for ``vlmr1 train``: (VLMR1Arguments, VLMR1GRPOConfig, ModelConfig)."""
-    return TrlParser((VLMR1Arguments, VLMR1GRPOConfig, ModelConfig))
+    """The parser for ``vlmr1 train``: (VLMR1Arguments, VLMR1GRPOConfig, ModelConfig) and VLM-R1's other flags."""
+    parser = TrlParser((VLMR1Arguments, VLMR1GRPOConfig, ModelConfig, VLMR1CompatArguments))
+    accept_bare_bool_flags(parser)
+    return parser
 
 
 def read_flags(argv: list[str] | None = None) -> argparse.Namespace:
-    """Flags over ``--config recipe.yaml`` as one namespace; touches no process state or environment.
+    """Flags over ``--config recipe.yaml`` as one namespace, VLM-R1's flags translated
+    (:mod:`vlmr1.training.vlm_r1_flags`); touches no process state or environment.
 
     Raises:
         ValueError: a recipe key or flag that no dataclass reads.
@@ -118,6 +123,7 @@ def read_flags(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown:
         raise ValueError(f"unknown arguments {unknown}: `vlmr1 train --help` lists the flags")
     flags.recipe_env = env
+    translate(flags)
     return flags
 
 
