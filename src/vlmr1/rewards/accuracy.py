@@ -17,7 +17,7 @@ Built-in methods here (VLM-R1's names; each returns a score in [0, 1]):
 * ``numeric``  -- numbers (whole text, else the last number in it) equal within relative
   tolerance ``NUMERIC_REL_TOL`` (register a ``functools.partial(numeric_match, rel_tol=...)``
   under a new name for another tolerance);
-* ``math``     -- math-verify ``parse`` + ``verify`` within a wall-clock budget (see
+* ``math``     -- math-verify ``parse`` + ``verify`` within a CPU-time budget (see
   :mod:`.math_equiv`); falls back to normalised exact match when the gold does not parse.
 
 Tasks and other modules add methods with :func:`register_accuracy_method` (``iou`` in ``vlmr1.tasks.rec``, the OD

@@ -3,12 +3,13 @@
 math-verify (sympy underneath) can spend seconds or hang on degenerate LaTeX such as
 ``$x^x^x^...$``, which a policy model does produce. Its own timeouts are ``signal.alarm`` in whole
 seconds per operation (so one comparison can cost several of them). Instead we give each call one
-overall wall-clock budget, ``MATH_TIMEOUT_S``, with ``signal.setitimer`` (sub-second) and call
+overall budget of process CPU time, ``MATH_TIMEOUT_S``, with ``signal.setitimer(ITIMER_VIRTUAL)``
+(sub-second; CPU time, so a busy machine does not turn a fast comparison into a timeout) and call
 math-verify with its timeouts disabled. Consequences:
 
 * the budget only applies in the main thread (signals cannot be used elsewhere); TRL calls sync
   reward functions there. In other threads math-verify runs unbounded (a warning is logged);
-* a caller's own ``SIGALRM`` timer is suspended during the call and re-armed afterwards;
+* a caller's own ``SIGVTALRM`` timer is suspended during the call and re-armed afterwards;
 * math-verify's "Timeout is disabled" warning is filtered out of its loggers, as it does not apply.
 """
 
@@ -25,7 +26,7 @@ from collections.abc import Iterator
 
 from .registry import log_limited
 
-# Wall-clock budget for one comparison (gold parse + answer parse + verify), seconds.
+# CPU-time budget for one comparison (gold parse + answer parse + verify), seconds.
 MATH_TIMEOUT_S = 1.0
 # Only the tail of long answers is parsed: the final result is at the end.
 MATH_MAX_CHARS = 2000
@@ -40,7 +41,7 @@ class MathBudgetExceeded(BaseException):
 
 @contextlib.contextmanager
 def time_budget(seconds: float | None) -> Iterator[None]:
-    """Raise :class:`MathBudgetExceeded` in the block once ``seconds`` of wall time have passed.
+    """Raise :class:`MathBudgetExceeded` in the block once it has used ``seconds`` of process CPU time.
 
     Main thread only (elsewhere, and for ``seconds`` None or <= 0, the block runs unbounded).
     The timer re-fires every 50 ms after expiry in case something swallows the first interrupt.
@@ -64,18 +65,18 @@ def time_budget(seconds: float | None) -> Iterator[None]:
         if armed[0]:  # a signal already pending when we disarm must not raise
             raise MathBudgetExceeded
 
-    start = time.monotonic()
-    old_handler = signal.signal(signal.SIGALRM, on_alarm)
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
+    start = time.process_time()
+    old_handler = signal.signal(signal.SIGVTALRM, on_alarm)
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_VIRTUAL, seconds, 0.05)
     try:
         yield
     finally:
         armed[0] = False
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old_handler)
+        signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        signal.signal(signal.SIGVTALRM, old_handler)
         if old_delay > 0:  # re-arm the caller's timer with what is left of it
-            left = max(old_delay - (time.monotonic() - start), 1e-3)
-            signal.setitimer(signal.ITIMER_REAL, left, old_interval)
+            left = max(old_delay - (time.process_time() - start), 1e-3)
+            signal.setitimer(signal.ITIMER_VIRTUAL, left, old_interval)
 
 
 def _drop_disabled_timeout_warning(record: logging.LogRecord) -> bool:
