@@ -12,8 +12,8 @@ has a *positive* shoelace area ``0.5 * sum(x_i * y_{i+1} - x_{i+1} * y_i)``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from functools import lru_cache
 
 import contourpy
 import numpy as np
@@ -91,6 +91,11 @@ def _as_rle(rle: Mapping) -> dict:
     Raises:
         ValueError: not a mapping with 'size' and 'counts', or counts that do not describe an (H, W) mask.
     """
+    return _checked_rle(rle)[0]
+
+
+def _checked_rle(rle: Mapping) -> tuple[dict, np.ndarray]:
+    """:func:`_as_rle` and the decoded run lengths (n,) int64 it checked (column-major, zeros first)."""
     if not isinstance(rle, Mapping) or "size" not in rle or "counts" not in rle:
         raise ValueError("an RLE must be a mapping with 'size' and 'counts'")
     try:
@@ -116,9 +121,10 @@ def _as_rle(rle: Mapping) -> dict:
     total = int(values.sum()) if isinstance(values, np.ndarray) else sum(values)
     if total != h * w:
         raise ValueError(f"RLE counts add up to {total} pixels, not H * W = {h * w}")
+    values = np.asarray(values, dtype=np.int64)  # each count is <= H * W now
     if isinstance(counts, list):
-        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
-    return {"size": [h, w], "counts": counts}
+        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w), values
+    return {"size": [h, w], "counts": counts}, values
 
 
 def rle_to_mask(rle: Mapping) -> np.ndarray:
@@ -164,9 +170,11 @@ def _clean_polygon(points, height: int, width: int) -> np.ndarray | None:
         p = np.asarray(points, dtype=np.float64)
     except (TypeError, ValueError, OverflowError):
         return None
-    if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] < 3 or not np.isfinite(p).all():
+    if p.ndim != 2 or p.shape[1] != 2 or p.shape[0] < 3:
         return None
-    lo_x, lo_y, hi_x, hi_y = p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()
+    (lo_x, lo_y), (hi_x, hi_y) = p.min(axis=0).tolist(), p.max(axis=0).tolist()
+    if not all(map(math.isfinite, (lo_x, lo_y, hi_x, hi_y))):  # NaN and inf reach the min or max
+        return None
     if lo_x >= 0 and lo_y >= 0 and hi_x <= width and hi_y <= height:
         return p
     if hi_x <= 0 or hi_y <= 0 or lo_x >= width or lo_y >= height:
@@ -256,10 +264,16 @@ def signed_area(points: np.ndarray) -> float:
     return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
 
 
-@lru_cache(maxsize=64)
+_GRID = np.zeros((2, 0, 0))
+
+
 def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
-    return x, y
+    """Index coordinates x, y (h, w): views of one grid grown on demand (building one per call
+    cost as much as tracing the contour)."""
+    global _GRID
+    if _GRID.shape[1] < h or _GRID.shape[2] < w:
+        _GRID = np.indices((max(h, _GRID.shape[1], 128), max(w, _GRID.shape[2], 128)), dtype=np.float64)[::-1]
+    return _GRID[0, :h, :w], _GRID[1, :h, :w]
 
 
 def largest_outer_line(z: np.ndarray, level: float = 0.5) -> np.ndarray | None:
@@ -284,18 +298,18 @@ def largest_outer_line(z: np.ndarray, level: float = 0.5) -> np.ndarray | None:
         z_interp=contourpy.ZInterp.Linear,
     )
     best, best_area = None, 0.0
-    for line in gen.lines(level):
+    for line in gen.lines(level):  # closed: the last vertex repeats the first
         if len(line) < 4:
             continue
-        a = signed_area(line[:-1])
+        a = 0.5 * float(np.dot(line[:-1, 0], line[1:, 1]) - np.dot(line[1:, 0], line[:-1, 1]))
         if abs(a) > abs(best_area):
             best, best_area = line[:-1], a
     if best is None:
         return None
     if best_area < 0:  # contourpy's orientation depends on which side is high; normalise
         best = best[::-1]
-    top = np.lexsort((best[:, 0], best[:, 1]))[0]
-    return np.roll(best, -top, axis=0)
+    top = int(np.lexsort((best[:, 0], best[:, 1]))[0])
+    return np.concatenate([best[top:], best[:top]]) if top else np.ascontiguousarray(best)
 
 
 def outer_contour(mask: np.ndarray) -> np.ndarray:
