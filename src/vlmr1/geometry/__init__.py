@@ -14,7 +14,15 @@ from .boxes import (
     xywh_to_xyxy,
     xyxy_to_xywh,
 )
-from .contour_fit import FITS, REPRESENTATIONS, encode_mask_rle, fit_contour, fit_parametric, fit_radial
+from .contour_fit import (
+    FITS,
+    REPRESENTATIONS,
+    encode_mask_rle,
+    encode_mask_rles,
+    fit_contour,
+    fit_parametric,
+    fit_radial,
+)
 from .contours import DEFAULT_TERMS, ParametricContour, RadialContour, contour_from_json
 from .masks import (
     largest_component,
@@ -41,6 +49,7 @@ __all__ = [
     "clip_boxes",
     "contour_from_json",
     "encode_mask_rle",
+    "encode_mask_rles",
     "fit_contour",
     "fit_parametric",
     "fit_radial",

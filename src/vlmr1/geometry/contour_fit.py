@@ -24,11 +24,12 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from . import parametric_fit, radial_fit
-from ._frame import frame_from_rle, make_frame
+from ._frame import frames_from_counts, make_frame
 from .contours import DEFAULT_TERMS, MAX_TERMS, ParametricContour, RadialContour
-from .masks import _as_rle, polygon_to_rle
+from .masks import _checked_rle, polygon_to_rle
 
-__all__ = ["fit_parametric", "fit_radial", "fit_contour", "encode_mask_rle", "REPRESENTATIONS", "FITS"]
+__all__ = ["fit_parametric", "fit_radial", "fit_contour", "encode_mask_rle", "encode_mask_rles", "REPRESENTATIONS",
+           "FITS"]
 
 REPRESENTATIONS = ("parametric", "radial")
 FITS = ("refined", "fast")
@@ -106,17 +107,49 @@ def encode_mask_rle(
     Raises:
         ValueError: empty mask or bad arguments.
     """
+    out = encode_mask_rles([rle], representation, terms, fit, decimals, num_points)[0]
+    if isinstance(out, ValueError):
+        raise out
+    return out
+
+
+def encode_mask_rles(
+    rles: list[dict],
+    representation: str = "parametric",
+    terms: int = DEFAULT_TERMS,
+    fit: str = "refined",
+    decimals: int = 1,
+    num_points: int = 256,
+) -> list[tuple[dict, float] | ValueError]:
+    """:func:`encode_mask_rle` for many masks at once (the parametric fit runs them as one batch,
+    several times faster per mask than one at a time).
+
+    Returns:
+        Per mask, in order: (answer, IoU), or the ValueError that mask raised (empty, unreadable).
+    Raises:
+        ValueError: bad arguments.
+    """
     terms = _check(terms, fit)
     if representation not in REPRESENTATIONS:
         raise ValueError(f"representation must be one of {REPRESENTATIONS}, got {representation!r}")
-    r = _as_rle(rle)
-    h, w = r["size"]
-    if representation == "parametric":
-        contour = parametric_fit.fit_frame(frame_from_rle(r, parametric_fit.WORK_SIDE), terms, fit)
-    else:
-        contour = radial_fit.fit_frame(frame_from_rle(r, radial_fit.WORK_SIDE), terms, fit)
-    answer = contour.to_json_dict(decimals)
-    # score exactly what a reader of the JSON gets (floats survive json.dumps/loads unchanged)
-    scored = type(contour)(*answer.values())
-    pred = polygon_to_rle(scored.to_polygon(num_points), h, w)
-    return answer, float(mask_utils.iou([pred], [r], [0])[0, 0])
+    module = parametric_fit if representation == "parametric" else radial_fit
+    out: list = [None] * len(rles)
+    for start in range(0, len(rles), module.BATCH):
+        checked = []
+        for k in range(start, min(start + module.BATCH, len(rles))):
+            try:
+                checked.append((k, *_checked_rle(rles[k])))
+            except ValueError as e:
+                out[k] = e
+        frames = frames_from_counts([(counts, *r["size"]) for _, r, counts in checked], module.WORK_SIDE)
+        for (k, _, _), frame in zip(checked, frames):
+            if isinstance(frame, ValueError):
+                out[k] = frame
+        ok = [(k, r, frame) for (k, r, _), frame in zip(checked, frames) if not isinstance(frame, ValueError)]
+        for (k, r, _), contour in zip(ok, module.fit_frames([frame for _, _, frame in ok], terms, fit)):
+            answer = contour.to_json_dict(decimals)
+            # score exactly what a reader of the JSON gets (floats survive json.dumps/loads unchanged)
+            scored = type(contour)(*answer.values())
+            pred = polygon_to_rle(scored.to_polygon(num_points), *r["size"])
+            out[k] = answer, float(mask_utils.iou([pred], [r], [0])[0, 0])
+    return out
