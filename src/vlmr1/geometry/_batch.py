@@ -2,24 +2,20 @@
 
 A fit takes the same small steps for every mask, so doing them for a whole batch of masks per numpy
 call removes the per-call overhead that dominated one-mask-at-a-time fitting. The frames' rasters
-are concatenated flat (each keeps its own size); point arrays hold K points of each of the
-b masks picked by ``sel`` (indices into the batch, ascending), laid out (b, K).
+are stacked as tiles of one array (each tile keeps its own size, the stack is as wide as the widest);
+point arrays hold K points of each of the b masks picked by ``sel`` (indices into the batch,
+ascending), laid out (b, K).
 
-Rasters are complex, real part the largest part's coverage and imaginary part the image-validity
-fraction (``Frame.part`` / ``Frame.valid``), so one gather reads both.
+The stack is complex: real part the mask coverage (``Frame.low``, all parts: the answer is scored
+against the whole mask), imaginary part the fraction of the cell inside the image, so one gather
+reads both.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._frame import Frame
-
-
-def _offsets(sizes: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(sizes), dtype=np.intp)
-    np.cumsum(sizes[:-1], out=out[1:])
-    return out
+from ._frame import Frame, inside_fraction
 
 
 class FrameBatch:
@@ -29,32 +25,38 @@ class FrameBatch:
         self.h = np.array([f.low.shape[0] for f in frames], dtype=np.intp)
         self.w = np.array([f.low.shape[1] for f in frames], dtype=np.intp)
         self.total = np.array([f.total for f in frames])
-        self.off = _offsets(self.h * self.w)
-        self.poff = _offsets(self.h * (self.w + 1))
-        self.field = np.concatenate([(f.low + 1j * f.valid).ravel() for f in frames])
-        # row prefix sums with a leading 0: pre[i, j] = sum of the row's first j cells
-        pre = []
-        for f in frames:
-            p = np.zeros((f.low.shape[0], f.low.shape[1] + 1), dtype=complex)
-            np.cumsum(f.low + 1j * f.valid, axis=1, out=p[:, 1:])
-            pre.append(p.ravel())
-        self.prefix = np.concatenate(pre)
+        top = np.cumsum(self.h) - self.h
+        rows, self.width = int(self.h.sum()), int(self.w.max())
+        low = np.zeros((rows, self.width))
+        for t, f in zip(top, frames):
+            low[t : t + f.low.shape[0], : f.low.shape[1]] = f.low
+        # validity as Frame.valid computes it, for all tiles at once
+        bounds = np.stack([f.bounds for f in frames])
+        tile = np.repeat(np.arange(len(frames)), self.h)
+        fy = inside_fraction(np.arange(rows) - top[tile], bounds[tile, 1], bounds[tile, 3])
+        fx = inside_fraction(np.arange(self.width), bounds[:, :1], bounds[:, 2:3])
+        self.field = low + 1j * (fy[:, None] * fx[tile])
+        # row prefix sums with a leading 0: prefix[r, j] = sum of the row's first j cells
+        self.prefix = np.zeros((rows, self.width + 1), dtype=complex)
+        np.cumsum(self.field, axis=1, out=self.prefix[:, 1:])
+        self.field, self.prefix = self.field.ravel(), self.prefix.ravel()
+        self.off, self.poff = top * self.width, top * (self.width + 1)
 
     def sample(self, x: np.ndarray, y: np.ndarray, sel: np.ndarray) -> np.ndarray:
         """Bilinear values (b, K) complex at cell coordinates x, y (b, K), clamped to each raster."""
-        h, w = self.h[sel, None], self.w[sel, None]
-        x = np.minimum(np.maximum(x, 0.0), w - 1.000001)
-        y = np.minimum(np.maximum(y, 0.0), h - 1.000001)
+        x = np.minimum(np.maximum(x, 0.0), self.w[sel, None] - 1.000001)
+        y = np.minimum(np.maximum(y, 0.0), self.h[sel, None] - 1.000001)
         j, i = x.astype(np.intp), y.astype(np.intp)
         fx, fy = x - j, y - i
-        k = self.off[sel, None] + i * w + j
+        gx, gy = 1.0 - fx, 1.0 - fy
+        k = self.off[sel, None] + i * self.width + j
         v = self.field
-        a = v[k] + (v[k + 1] - v[k]) * fx
-        b = v[k + w] + (v[k + w + 1] - v[k + w]) * fx
-        return a + (b - a) * fy
+        above = v.take(k) * gx + v.take(k + 1) * fx
+        k += self.width
+        return above * gy + (v.take(k) * gx + v.take(k + 1) * fx) * fy
 
     def iou(self, x: np.ndarray, y: np.ndarray, sel: np.ndarray) -> np.ndarray:
-        """IoU (b,) of closed polygons (vertices x, y (b, K), cell coordinates) with the masks.
+        """IoU (b,) of closed polygons (vertices x, y (b, K), cell coordinates, finite) with the masks.
 
         A cell counts as inside when its centre is (even-odd rule, as pycocotools rasterises); its
         coverage then counts toward the intersection and its validity toward the polygon's area
@@ -64,32 +66,27 @@ class FrameBatch:
         with the outline, not the raster.
         """
         b_, k_ = x.shape
-        h, w1 = self.h[sel, None], self.w[sel] + 1
-        lim = 4.0 * (h + w1[:, None])  # keeps runaway curves finite; they score ~0 anyway
-        x = np.where(np.isfinite(x), np.clip(x, -lim, lim), 0.0)
-        y = np.where(np.isfinite(y), np.clip(y, -lim, lim), 0.0)
+        h, w = self.h[sel, None], self.w[sel]
+        lim = 4.0 * (h + w[:, None])  # keeps runaway curves' arithmetic small; they score ~0 anyway
+        x, y = np.minimum(np.maximum(x, -lim), lim), np.minimum(np.maximum(y, -lim), lim)
         xn = np.concatenate([x[:, 1:], x[:, :1]], axis=1)
         yn = np.concatenate([y[:, 1:], y[:, :1]], axis=1)
-        lo, hi = np.minimum(y, yn), np.maximum(y, yn)
-        i0 = np.minimum(np.maximum(np.ceil(lo), 0), h).astype(np.intp)  # rows r with lo <= r < hi
-        n = (np.minimum(np.maximum(np.ceil(hi), 0), h).astype(np.intp) - i0).ravel()
+        i0 = np.minimum(np.maximum(np.ceil(np.minimum(y, yn)), 0), h).astype(np.intp)  # rows lo <= r < hi
+        n = (np.minimum(np.maximum(np.ceil(np.maximum(y, yn)), 0), h).astype(np.intp) - i0).ravel()
         edge = np.repeat(np.arange(n.size), n)
-        first = np.cumsum(n) - n
-        row = i0.ravel()[edge] + (np.arange(edge.size) - first[edge])
+        row = np.arange(edge.size) - np.repeat(np.cumsum(n) - n - i0.ravel(), n)
         with np.errstate(divide="ignore", invalid="ignore"):
             slope = ((xn - x) / (yn - y)).ravel()
-        xc = x.ravel()[edge] + (row - y.ravel()[edge]) * slope[edge]
+        xc = x.ravel().take(edge) + (row - y.ravel().take(edge)) * slope.take(edge)
         mask = edge // k_
-        wm = w1[mask] - 1
         # cell j is right of the crossing when j > x: prefix index floor(x) + 1, clamped to the row
-        col = np.minimum(np.maximum(np.floor(xc) + 1, 0), wm).astype(np.intp)
+        col = np.minimum(np.maximum(np.floor(xc) + 1, 0), w.take(mask)).astype(np.intp)
         base = self.poff[sel]
-        key = np.sort(base[mask] + row * w1[mask] + col)
+        key = np.sort(base.take(mask) + row * (self.width + 1) + col)
         owner = np.searchsorted(base, key, side="right") - 1
         # each row of each polygon has an even number of crossings, so global parity is row parity
-        vals = self.prefix[key]
+        vals = self.prefix.take(key)
         vals[0::2] *= -1.0
         inter = np.bincount(owner, vals.real, b_)
-        area = np.bincount(owner, vals.imag, b_)
-        union = area + self.total[sel] - inter
+        union = np.bincount(owner, vals.imag, b_) + self.total[sel] - inter
         return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)

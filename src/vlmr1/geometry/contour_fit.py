@@ -26,7 +26,7 @@ from pycocotools import mask as mask_utils
 from . import parametric_fit, radial_fit
 from ._frame import frames_from_counts, make_frame
 from .contours import DEFAULT_TERMS, MAX_TERMS, ParametricContour, RadialContour
-from .masks import _checked_rle, polygon_to_rle
+from .masks import _checked_rles, polygon_to_rle
 
 __all__ = ["fit_parametric", "fit_radial", "fit_contour", "encode_mask_rle", "encode_mask_rles", "REPRESENTATIONS",
            "FITS"]
@@ -136,11 +136,11 @@ def encode_mask_rles(
     out: list = [None] * len(rles)
     for start in range(0, len(rles), module.BATCH):
         checked = []
-        for k in range(start, min(start + module.BATCH, len(rles))):
-            try:
-                checked.append((k, *_checked_rle(rles[k])))
-            except ValueError as e:
-                out[k] = e
+        for k, r in enumerate(_checked_rles(rles[start : start + module.BATCH]), start):
+            if isinstance(r, ValueError):
+                out[k] = r
+            else:
+                checked.append((k, *r))
         frames = frames_from_counts([(counts, *r["size"]) for _, r, counts in checked], module.WORK_SIDE)
         for (k, _, _), frame in zip(checked, frames):
             if isinstance(frame, ValueError):

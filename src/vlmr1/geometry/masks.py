@@ -50,36 +50,99 @@ def _compressed_counts(counts: bytes) -> np.ndarray:
         ValueError: a character outside the alphabet, a truncated last count, a count outside [0, 2**32) or one
             longer than 12 groups (60 bits, where pycocotools' own shifts overflow).
     """
-    b = np.frombuffer(counts, dtype=np.uint8)
-    n = len(b)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    if b.min() < 48 or b.max() >= 112:
-        bad = int(np.argmax((b < 48) | (b >= 112)))
-        raise ValueError(f"RLE counts hold {chr(counts[bad])!r}, not a COCO compressed-RLE character")
-    c = b - np.uint8(48)
-    last = (c & 0x20) == 0  # the last group of a number has no continuation bit
-    if not last[-1]:
-        raise ValueError("RLE counts end in the middle of a number")
-    ends = np.flatnonzero(last)
-    if len(ends) == n:  # every number is one group: the common case
-        v = (c & 0x1F).astype(np.int64) - ((c & 0x10).astype(np.int64) << 1)
-    else:
-        starts = np.empty_like(ends)
-        starts[0] = 0
-        starts[1:] = ends[:-1] + 1
-        size = ends - starts + 1
-        if size.max() > 12:  # keeps the int64 shifts below exact
-            raise ValueError("RLE count is out of range")
-        pos = np.arange(n) - np.repeat(starts, size)
-        v = np.add.reduceat((c & 0x1F).astype(np.int64) << (5 * pos), starts)
-        v -= (c[ends] & 0x10).astype(np.int64) << (5 * size - 4)  # sign extension of the last group
+    v, _ = _numbers(counts)
     out = v.copy()
     out[1::2] = np.cumsum(v[1::2])  # out[i] = v[i] + out[i - 2] from i = 3 on
     out[2::2] = np.cumsum(v[2::2])
-    if out.min() < 0 or out.max() >= 1 << 32:
+    return _in_range(out)
+
+
+def _compressed_counts_many(strings: list[bytes]) -> list[np.ndarray]:
+    """:func:`_compressed_counts` of many strings in one pass over their concatenation.
+
+    Raises:
+        ValueError: as :func:`_compressed_counts`, if any string is bad (which one is not said).
+    """
+    stops = np.cumsum([len(s) for s in strings], dtype=np.intp)
+    v, ends = _numbers(b"".join(strings), stops)
+    owner = np.searchsorted(stops, ends, side="right")  # the string each number belongs to
+    per = np.bincount(owner, minlength=len(strings))
+    first = np.cumsum(per) - per
+    index = np.arange(len(v)) - first[owner]
+    out = v.copy()
+    for chain in ((index % 2 == 1), (index % 2 == 0) & (index >= 2)):  # as in _compressed_counts, per string
+        at = np.flatnonzero(chain)
+        run = np.cumsum(v[at])
+        out[at] = run - (run - v[at])[np.searchsorted(owner[at], owner[at])]
+    return np.split(_in_range(out), first[1:])
+
+
+def _numbers(joined: bytes, stops: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The signed numbers (int64) of compressed counts strings joined end to end (``stops``: where each ends;
+    None: one string), before the delta step, and the byte index where each number ends."""
+    b = np.frombuffer(joined, dtype=np.uint8)
+    n = len(b)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.intp)
+    if b.min() < 48 or b.max() >= 112:
+        bad = int(np.argmax((b < 48) | (b >= 112)))
+        raise ValueError(f"RLE counts hold {chr(joined[bad])!r}, not a COCO compressed-RLE character")
+    c = b - np.uint8(48)
+    last = (c & 0x20) == 0  # the last group of a number has no continuation bit
+    if not (last[-1] if stops is None else last[stops[np.diff(stops, prepend=0) > 0] - 1].all()):
+        raise ValueError("RLE counts end in the middle of a number")
+    ends = np.flatnonzero(last)
+    if len(ends) == n:  # every number is one group
+        return (c & 0x1F).astype(np.int64) - ((c & 0x10).astype(np.int64) << 1), ends
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    size = ends - starts + 1
+    if size.max() > 12:  # keeps the int64 shifts below exact
         raise ValueError("RLE count is out of range")
+    pos = np.arange(n) - np.repeat(starts, size)
+    v = np.add.reduceat((c & 0x1F).astype(np.int64) << (5 * pos), starts)
+    v -= (c[ends] & 0x10).astype(np.int64) << (5 * size - 4)  # sign extension of the last group
+    return v, ends
+
+
+def _in_range(counts: np.ndarray) -> np.ndarray:
+    if len(counts) and (counts.min() < 0 or counts.max() >= 1 << 32):
+        raise ValueError("RLE count is out of range")
+    return counts
+
+
+def _checked_rles(rles: list) -> list[tuple[dict, np.ndarray] | ValueError]:
+    """:func:`_checked_rle` of many RLEs, the compressed ones decoded together; each bad one gets its own error."""
+    out: list = [None] * len(rles)
+    batch = []  # (index, h, w, counts bytes)
+    for k, rle in enumerate(rles):
+        try:
+            if isinstance(rle, Mapping) and isinstance(rle.get("counts"), (str, bytes)) and "size" in rle:
+                h, w = (int(v) for v in rle["size"])
+                counts = rle["counts"]
+                batch.append((k, h, w, counts.encode("ascii") if isinstance(counts, str) else counts))
+                continue
+        except (TypeError, ValueError, OverflowError):  # bad size or non-ASCII counts: the single check says why
+            pass
+        out[k] = _checked_or_error(rle)
+    try:
+        decoded = _compressed_counts_many([counts for *_, counts in batch])
+    except ValueError:  # some string is bad: find out which, one by one
+        decoded = [None] * len(batch)
+    for (k, h, w, counts), values in zip(batch, decoded):
+        if values is not None and h >= 0 and w >= 0 and int(values.sum()) == h * w:
+            out[k] = {"size": [h, w], "counts": counts}, values
+        else:
+            out[k] = _checked_or_error(rles[k])
     return out
+
+
+def _checked_or_error(rle) -> tuple[dict, np.ndarray] | ValueError:
+    try:
+        return _checked_rle(rle)
+    except ValueError as e:
+        return e
 
 
 def _as_rle(rle: Mapping) -> dict:
@@ -121,9 +184,8 @@ def _checked_rle(rle: Mapping) -> tuple[dict, np.ndarray]:
     total = int(values.sum()) if isinstance(values, np.ndarray) else sum(values)
     if total != h * w:
         raise ValueError(f"RLE counts add up to {total} pixels, not H * W = {h * w}")
-    values = np.asarray(values, dtype=np.int64)  # each count is <= H * W now
-    if isinstance(counts, list):
-        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w), values
+    if isinstance(counts, list):  # each count is <= H * W now
+        return mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w), np.asarray(values, dtype=np.int64)
     return {"size": [h, w], "counts": counts}, values
 
 

@@ -64,16 +64,28 @@ def _basis(num: int, terms: int) -> tuple[np.ndarray, ...]:
 
 def _resample(frames: list[Frame], num: int) -> np.ndarray:
     """Each frame's outline resampled at ``num`` points evenly spaced by arc length from its first
-    vertex back to it. Returns (B, 2, num)."""
-    out = np.empty((len(frames), 2, num))
-    q = np.linspace(0.0, 1.0, num)
+    vertex back to it (as ``np.interp`` along each outline would). Returns (B, 2, num)."""
+    n = np.array([len(f.line) for f in frames])
+    size = int(n.max()) + 1
+    pts = np.empty((len(frames), size, 2))
     for k, f in enumerate(frames):
-        closed = np.concatenate([f.line, f.line[:1]])
-        d = np.diff(closed, axis=0)
-        s = np.concatenate([[0.0], np.cumsum(np.hypot(d[:, 0], d[:, 1]))])
-        out[k, 0] = np.interp(q * s[-1], s, closed[:, 0])
-        out[k, 1] = np.interp(q * s[-1], s, closed[:, 1])
-    return out
+        pts[k, : n[k]] = f.line
+        pts[k, n[k] :] = f.line[0]  # closes the outline; the padding adds no length
+    d = np.diff(pts, axis=1)
+    s = np.zeros((len(frames), size))
+    np.cumsum(np.hypot(d[..., 0], d[..., 1]), axis=1, out=s[:, 1:])
+    q = np.linspace(0.0, 1.0, num) * s[:, -1:]
+    # segment of each query: one search over all outlines, each shifted past the previous one
+    shift = 2.0 * np.arange(len(frames))[:, None]
+    span = np.maximum(s[:, -1:], 1e-300)
+    seg = np.searchsorted((s / span + shift).ravel(), (q / span + shift).ravel(), side="right") - 1
+    seg = np.minimum(np.maximum(seg.reshape(q.shape) - np.arange(len(frames))[:, None] * size, 0), size - 2)
+    s0 = np.take_along_axis(s, seg, axis=1)
+    ds = np.take_along_axis(s, seg + 1, axis=1) - s0
+    t = np.where(ds > 0, (q - s0) / np.where(ds > 0, ds, 1.0), 0.0)[..., None]
+    p0 = np.take_along_axis(pts, seg[..., None], axis=1)
+    p1 = np.take_along_axis(pts, seg[..., None] + 1, axis=1)
+    return (p0 + t * (p1 - p0)).transpose(0, 2, 1)
 
 
 def _points(c: np.ndarray, basis: np.ndarray) -> np.ndarray:
