@@ -210,8 +210,8 @@ def _tiles(col, a, b, owner, x0, y0, w, h, f, shapes) -> list[Frame | None]:
     size = np.array(shapes, dtype=np.float64)  # (H, W)
     bounds = np.concatenate([-origin, size[:, ::-1] - origin], axis=1) / f[:, None]
     return [None if line is None else
-            Frame(low=low[t : t + th[k], : tw[k]], total=float(totals[k]), f=int(f[k]), origin=origin[k], line=line,
-                  bounds=bounds[k])
+            Frame(low=low[t : t + th[k], : tw[k]].copy(), total=float(totals[k]), f=int(f[k]), origin=origin[k],
+                  line=line, bounds=bounds[k])
             for k, (t, line) in enumerate(zip(top, _outer_lines(low, top)))]
 
 

@@ -21,12 +21,11 @@ closer than about one cell merge), IoU is always measured against the whole mask
 from __future__ import annotations
 
 import numpy as np
-from pycocotools import mask as mask_utils
 
 from . import parametric_fit, radial_fit
 from ._frame import frames_from_counts, make_frame
 from .contours import DEFAULT_TERMS, MAX_TERMS, ParametricContour, RadialContour
-from .masks import _checked_rles, polygon_to_rle
+from .masks import _checked_rles, _same_size_iou, polygon_to_rle
 
 __all__ = ["fit_parametric", "fit_radial", "fit_contour", "encode_mask_rle", "encode_mask_rles", "REPRESENTATIONS",
            "FITS"]
@@ -151,5 +150,5 @@ def encode_mask_rles(
             # score exactly what a reader of the JSON gets (floats survive json.dumps/loads unchanged)
             scored = type(contour)(*answer.values())
             pred = polygon_to_rle(scored.to_polygon(num_points), *r["size"])
-            out[k] = answer, float(mask_utils.iou([pred], [r], [0])[0, 0])
+            out[k] = answer, _same_size_iou(pred, r)
     return out

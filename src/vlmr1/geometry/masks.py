@@ -223,6 +223,13 @@ def rle_iou(a: Mapping, b: Mapping) -> float:
     return float(mask_utils.iou([_as_rle(a)], [_as_rle(b)], [0])[0, 0])
 
 
+def _same_size_iou(a: dict, b: dict) -> float:
+    """:func:`rle_iou` of two checked pycocotools RLEs known to have the same size, the same number (integer
+    intersection over integer union) at a third of pycocotools' ``iou`` call overhead."""
+    inter, area_a, area_b = (int(v) for v in mask_utils.area([mask_utils.merge([a, b], intersect=True), a, b]))
+    return inter / (area_a + area_b - inter) if inter else 0.0
+
+
 def _clean_polygon(points, height: int, width: int) -> np.ndarray | None:
     """Polygon vertices (K, 2) clipped to the image rectangle, or None if nothing is left.
 
@@ -274,7 +281,7 @@ def polygon_to_rle(points, height: int, width: int) -> dict:
     if p is None:
         return mask_utils.encode(np.zeros((h, w), dtype=np.uint8, order="F"))
     # pycocotools treats a 4-number list as a box, so pass >= 3 vertices only (checked above).
-    return mask_utils.frPyObjects([p.ravel().tolist()], h, w)[0]
+    return mask_utils.frPyObjects([p.ravel()], h, w)[0]  # an array, not a list: pycocotools copies it faster
 
 
 def polygon_to_mask(points, height: int, width: int) -> np.ndarray:
