@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     p.add_argument("--representation", default="parametric", choices=["parametric", "radial"])
     p.add_argument("--terms", type=int, default=8, help="Chebyshev coefficients per coordinate")
     p.add_argument("--fit", default="refined", choices=["refined", "fast"],
-                   help="refined: IoU-optimised (default); fast: least squares, ~4x faster")
+                   help="refined: IoU-optimised (default); fast: least squares, ~2x faster")
     p.add_argument("--decimals", type=int, default=1, help="rounding of the answer numbers (0.1 px)")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="conversion processes")
     p.add_argument("--chunk_size", type=int, default=DEFAULT_CHUNK, help="annotations per resumable part")
