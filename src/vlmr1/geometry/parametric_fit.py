@@ -41,7 +41,7 @@ import numpy as np
 from numpy.polynomial import chebyshev as cheb
 
 from ._batch import FrameBatch
-from ._frame import Frame
+from ._frame import PAD, Frame
 from .contours import ParametricContour
 
 WORK_SIDE = 64  # longer side of the working raster, in cells
@@ -195,17 +195,23 @@ def _refine(c: np.ndarray, frames: list[Frame]) -> np.ndarray:
 
 def fit_frames(frames: list[Frame], terms: int, fit: str) -> list[ParametricContour]:
     """Fit each frame (batched) and return the contours in image pixels."""
-    out = []
+    out: list = [None] * len(frames)
     pinv = _basis(SAMPLES, terms)[2]
-    for start in range(0, len(frames), BATCH):
-        part = frames[start : start + BATCH]
-        c = (_resample(part, SAMPLES).reshape(-1, SAMPLES) @ pinv.T).reshape(len(part), 2, terms)
-        if fit == "refined":
-            c = _refine(c, part)
-        for ck, f in zip(c, part):
-            ck = ck * f.f
-            ck[:, 0] += f.origin
-            out.append(ParametricContour(ck[0], ck[1]))
+    # a batch's rasters are stacked as wide as its widest: the rare frames wider than the working
+    # side (thin parts that needed finer cells) are batched apart, so they cannot widen everyone's
+    wide = np.array([f.low.shape[1] > WORK_SIDE + 2 * PAD for f in frames], dtype=bool)
+    for group in (np.flatnonzero(~wide), np.flatnonzero(wide)):
+        for idx in np.split(group, np.arange(BATCH, len(group), BATCH)):
+            if len(idx) == 0:
+                continue
+            part = [frames[k] for k in idx]
+            c = (_resample(part, SAMPLES).reshape(-1, SAMPLES) @ pinv.T).reshape(len(part), 2, terms)
+            if fit == "refined":
+                c = _refine(c, part)
+            for k, ck, f in zip(idx, c, part):
+                ck = ck * f.f
+                ck[:, 0] += f.origin
+                out[k] = ParametricContour(ck[0], ck[1])
     return out
 
 
