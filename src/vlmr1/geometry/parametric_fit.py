@@ -56,17 +56,14 @@ BATCH = 256  # masks refined together (per-call overhead shrinks with it; memory
 @lru_cache(maxsize=32)
 def _basis(num: int, terms: int) -> tuple[np.ndarray, ...]:
     """At ``num`` t in [-1, 1]: Chebyshev values V (num, N), values then derivatives d/dt stacked
-    (2 num, N), the LS pseudo-inverse (N, num), and the two matrices that make V^T diag(w) V cheap
-    for many weight vectors w at once: values up to degree 2N - 2 (num, 2N - 1) and the map (2N - 1,
-    N * N) from the sums of w T_j to the products, T_a T_b = (T_{a+b} + T_{|a-b|}) / 2."""
+    (2 num, N), the LS pseudo-inverse (N, num), and what makes V^T diag(w) V cheap for many weight
+    vectors w: values up to degree 2N - 2 (num, 2N - 1) and index tables (N, N) of a + b and |a - b|,
+    as T_a T_b = (T_{a+b} + T_{|a-b|}) / 2."""
     t = np.linspace(-1.0, 1.0, num)
     v = cheb.chebvander(t, terms - 1)
     d = np.stack([cheb.chebval(t, cheb.chebder(np.eye(terms)[k])) for k in range(terms)], axis=1)
     a, b = np.meshgrid(np.arange(terms), np.arange(terms), indexing="ij")
-    gram = np.zeros((2 * terms - 1, terms * terms))
-    np.add.at(gram, ((a + b).ravel(), np.arange(terms * terms)), 0.5)
-    np.add.at(gram, (np.abs(a - b).ravel(), np.arange(terms * terms)), 0.5)
-    return v, np.vstack([v, d]), np.linalg.pinv(v), cheb.chebvander(t, 2 * terms - 2), gram
+    return v, np.vstack([v, d]), np.linalg.pinv(v), cheb.chebvander(t, 2 * terms - 2), a + b, np.abs(a - b)
 
 
 def _resample(frames: list[Frame], num: int) -> np.ndarray:
@@ -96,8 +93,13 @@ def _resample(frames: list[Frame], num: int) -> np.ndarray:
 
 
 def _points(c: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    """Curve values (b, 2, K) of coefficients c (b, 2, N) at a basis (K, N)."""
-    return (c.reshape(-1, c.shape[2]) @ basis.T).reshape(c.shape[0], 2, -1)
+    """Curve values (b, 2, K) of coefficients c (b, 2, N) at a basis (K, N).
+
+    Products here are stacked per mask (numpy loops over small per-mask matrix products): one
+    (2b, N) x (N, K) product is big enough for OpenBLAS to split over threads, which on busy cores
+    cost 20x more than it saved, and its rounding would depend on the batch.
+    """
+    return np.matmul(c, basis.T)
 
 
 def _directions(c, c0, top, best, batch, sel) -> np.ndarray:
@@ -109,7 +111,7 @@ def _directions(c, c0, top, best, batch, sel) -> np.ndarray:
     coefficient changes, with rows pulling both ends toward the outline's topmost point.
     """
     b_, _, n = c.shape
-    v, vd, _, v2, gram = _basis(SAMPLES, n)
+    v, vd, _, v2, ia, ib = _basis(SAMPLES, n)
     both = _points(c, vd)  # (b, 2, 2K): the curve, then its derivative
     p, dp = both[:, :, :SAMPLES], both[:, :, SAMPLES:]
     speed = np.maximum(np.hypot(dp[:, 0], dp[:, 1]), 1e-12)
@@ -118,14 +120,15 @@ def _directions(c, c0, top, best, batch, sel) -> np.ndarray:
     m = batch.sample(p[:, 0], p[:, 1], sel)
     force = ds * (m.real * (1.0 + best[:, None]) - best[:, None] * m.imag)
     # the normal-move Jacobian's Gram matrix, blocks [[xx, xy], [xy^T, yy]] of V^T diag(w) V
-    w = np.stack([ds * nx * nx, ds * nx * ny, ds * ny * ny]).reshape(3 * b_, SAMPLES)
-    xx, xy, yy = ((w @ v2) @ gram).reshape(3, b_, n, n)
+    sums = np.matmul(np.stack([ds * nx * nx, ds * nx * ny, ds * ny * ny], axis=1), v2)  # (b, 3, 2N - 1)
+    gram = 0.5 * (sums[..., ia] + sums[..., ib])  # (b, 3, N, N)
+    xx, xy, yy = gram[:, 0], gram[:, 1], gram[:, 2]
     length = ds.sum(axis=1)
     ends = v[[0, -1]]  # (2, N)
     diag = DAMPING * length[:, None, None] * np.eye(n) + (END_PIN * length)[:, None, None] * (ends.T @ ends)
     a = np.empty((b_, 2 * n, 2 * n))
     a[:, :n, :n], a[:, :n, n:], a[:, n:, :n], a[:, n:, n:] = xx + diag, xy, xy.transpose(0, 2, 1), yy + diag
-    g = (np.stack([force * nx, force * ny], axis=1) @ v).reshape(b_, 2 * n)
+    g = np.matmul(np.stack([force * nx, force * ny], axis=1), v).reshape(b_, 2 * n)
     g -= (DAMPING * length)[:, None] * (c - c0).reshape(b_, 2 * n)
     miss = top[:, :, None] - c @ ends.T  # (b, 2 coords, 2 ends)
     g += (END_PIN * length)[:, None] * (miss @ ends).reshape(b_, 2 * n)
@@ -205,7 +208,7 @@ def fit_frames(frames: list[Frame], terms: int, fit: str) -> list[ParametricCont
             if len(idx) == 0:
                 continue
             part = [frames[k] for k in idx]
-            c = (_resample(part, SAMPLES).reshape(-1, SAMPLES) @ pinv.T).reshape(len(part), 2, terms)
+            c = np.matmul(_resample(part, SAMPLES), pinv.T)  # (b, 2, N)
             if fit == "refined":
                 c = _refine(c, part)
             for k, ck, f in zip(idx, c, part):
