@@ -147,6 +147,14 @@ def test_parallel_workers_give_the_same_bytes(converted, tmp_path):
     assert (tmp_path / "val.jsonl").read_bytes() == (root / "val.jsonl").read_bytes()
 
 
+def test_chunk_size_does_not_change_the_lines(converted, tmp_path):
+    # each chunk's masks are fitted as one batch: a mask's answer must not depend on its batch-mates
+    root, _, _ = converted
+    lay_out(tmp_path)
+    run(tmp_path, "--workers", "1", "--chunk_size", "500")
+    assert (tmp_path / "val.jsonl").read_bytes() == (root / "val.jsonl").read_bytes()
+
+
 def test_radial_fast(tmp_path):
     lay_out(tmp_path)
     stats = run(tmp_path, "--workers", "1", "--representation", "radial", "--fit", "fast")

@@ -35,7 +35,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from vlmr1.fileio import write_jsonl
-from vlmr1.geometry import DEFAULT_TERMS, encode_mask_rle, mask_to_bbox, mask_to_rle, polygon_to_mask
+from vlmr1.geometry import DEFAULT_TERMS, encode_mask_rles, mask_to_bbox, mask_to_rle, polygon_to_mask
 
 __all__ = ["COLORS", "KINDS", "STAR_SHAPED_KINDS", "Shape", "make_scene", "describe", "generate", "main"]
 
@@ -204,15 +204,36 @@ def _answer_text(answer: dict, decimals: int, compact: bool = False) -> str:
     return "<answer>" + json.dumps(value, separators=(",", ":") if compact else None) + "</answer>"
 
 
+_FIT_CHUNK = 128  # masks fitted as one batch
+
+
+def _fit_chunk(rles: list[dict], terms: int, decimals: int) -> list[tuple[dict, float]]:
+    out = encode_mask_rles(rles, "parametric", terms, "refined", decimals)
+    for o in out:
+        if isinstance(o, ValueError):
+            raise o
+    return out
+
+
 def _fit_all(rles: list[dict], terms: int, decimals: int, workers: int, progress: bool, desc: str) -> list:
-    """``encode_mask_rle`` over every mask, in ``workers`` processes (order kept, so results do not depend on it)."""
-    fit = functools.partial(encode_mask_rle, representation="parametric", terms=terms, decimals=decimals)
-    bar = functools.partial(tqdm, total=len(rles), desc=desc, unit="mask", disable=not progress, leave=False)
+    """``encode_mask_rles`` over every mask in fixed chunks, in ``workers`` processes (order and chunks kept, so
+    results do not depend on the number of workers)."""
+    fit = functools.partial(_fit_chunk, terms=terms, decimals=decimals)
+    chunks = [rles[i : i + _FIT_CHUNK] for i in range(0, len(rles), _FIT_CHUNK)]
+    bar = tqdm(total=len(rles), desc=desc, unit="mask", disable=not progress, leave=False)
+    out = []
     if workers <= 1 or len(rles) < 200:
-        return [fit(r) for r in bar(rles)]
-    # spawn: the demo calls this with torch loaded, whose threads do not survive a fork
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return list(bar(pool.map(fit, rles, chunksize=32)))
+        for chunk in map(fit, chunks):
+            out += chunk
+            bar.update(len(chunk))
+    else:
+        # spawn: the demo calls this with torch loaded, whose threads do not survive a fork
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for chunk in pool.map(fit, chunks):
+                out += chunk
+                bar.update(len(chunk))
+    bar.close()
+    return out
 
 
 def _rows(split: str, count: int, rng: np.random.Generator, output_dir: str, size: int, min_shapes: int,

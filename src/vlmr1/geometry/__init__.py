@@ -6,7 +6,15 @@ formats, ``contour_fit.py`` for fitting and the per-instance encoder.
 
 from .average_precision import coco_average_precision
 from .boxes import box_area, box_iou_pairwise, is_valid_box, mask_to_bbox, xywh_to_xyxy, xyxy_to_xywh
-from .contour_fit import FITS, REPRESENTATIONS, encode_mask_rle, fit_contour, fit_parametric, fit_radial
+from .contour_fit import (
+    FITS,
+    REPRESENTATIONS,
+    encode_mask_rle,
+    encode_mask_rles,
+    fit_contour,
+    fit_parametric,
+    fit_radial,
+)
 from .contours import DEFAULT_TERMS, ParametricContour, RadialContour, contour_from_json
 from .masks import (
     largest_component,
@@ -32,6 +40,7 @@ __all__ = [
     "coco_average_precision",
     "contour_from_json",
     "encode_mask_rle",
+    "encode_mask_rles",
     "fit_contour",
     "fit_parametric",
     "fit_radial",

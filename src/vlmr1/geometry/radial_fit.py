@@ -43,6 +43,7 @@ GRID = 5  # GRID x GRID candidate centres spread over +-GRID_SPAN of the part's 
 GRID_SPAN = 0.25
 STEP_CELLS = (2.0, 1.0, 0.5, 0.25)  # largest radius change of one ascent step, in cells
 DAMPING = 1e-3
+BATCH = 256  # masks whose frames are built together (the fit itself runs per mask)
 
 
 @lru_cache(maxsize=32)
@@ -200,6 +201,11 @@ def _coarse_cells(part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     s = p.reshape(p.shape[0] // 2, 2, p.shape[1] // 2, 2).sum(axis=(1, 3))
     ys, xs = np.nonzero(s)
     return 2.0 * xs + 0.5, 2.0 * ys + 0.5, s[ys, xs], 4.0
+
+
+def fit_frames(frames: list[Frame], terms: int, fit: str) -> list[RadialContour]:
+    """:func:`fit_frame` of each frame."""
+    return [fit_frame(f, terms, fit) for f in frames]
 
 
 def fit_frame(frame: Frame, terms: int, fit: str) -> RadialContour:
