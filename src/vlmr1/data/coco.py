@@ -95,7 +95,7 @@ def convert_batch(records: list[dict], settings: ConvertSettings) -> list[list[d
     Returns:
         Per record, its lines or the ValueError that made it unusable (empty or unreadable mask).
     """
-    from vlmr1.geometry import encode_mask_rles, xywh_to_xyxy
+    from vlmr1.geometry import encode_mask_rles
 
     out: list = [None] * len(records)
     rles = {}
@@ -112,6 +112,8 @@ def convert_batch(records: list[dict], settings: ConvertSettings) -> list[list[d
 
 
 def _record_lines(rec: dict, rle: dict, answer: dict, iou: float) -> list[dict]:
+    from vlmr1.geometry import xywh_to_xyxy
+
     common = {"mask": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
               "bbox": [round(v, 2) for v in xywh_to_xyxy([float(v) for v in rec["bbox"]]).tolist()],
               "category": rec["category"], "fit_iou": round(float(iou), 4),
