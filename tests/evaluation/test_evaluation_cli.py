@@ -143,5 +143,5 @@ def test_use_vllm_without_vllm_says_how_to_install(tiny_qwen25vl_dir, tmp_path):
 
 
 def test_flags_are_checked(tiny_qwen25vl_dir, tmp_path):
-    with pytest.raises(ValueError, match="--num_samples must be at least 1"):
+    with pytest.raises(ValueError, match="--num_samples: bad_argument: must be at least 1"):
         eval_main(argv(tiny_qwen25vl_dir, tmp_path / "out", (COUNTING,), "--num_samples", "0"))
