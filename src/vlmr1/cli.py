@@ -104,7 +104,10 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> None:
     """Dispatch ``vlmr1 <command> ...``; every command's known problems go through :func:`vlmr1.errors.run_command`."""
-    argv, debug = debug_requested(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = argv[:1] == ["--debug"]  # `vlmr1 --debug <command> ...`
+    argv, debug = debug_requested(argv[first:])
+    debug = debug or first
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         width = max(map(len, COMMANDS))
         lines = [f"  {name:{width}s}  {help_}" for name, (_, help_) in COMMANDS.items()]

@@ -114,7 +114,7 @@ def test_bad_line_stops_before_the_model_loads(tiny_qwen25vl_dir, tmp_path, no_m
     bad = tmp_path / "bad.jsonl"
     lines = COUNTING.read_text().splitlines()
     bad.write_text(lines[0] + "\n" + '{"id": 2, "image": "shapes_01.png", "conversations": [}\n')
-    with pytest.raises(DataError, match=f"{bad}:2: not valid JSON"):
+    with pytest.raises(DataError, match=f"{bad}:2: bad_json: not valid JSON"):
         eval_main(argv(tiny_qwen25vl_dir, tmp_path / "out", (bad,)))
     assert not (tmp_path / "out").exists()
 

@@ -79,5 +79,7 @@ def parse_eval_args(argv: list[str] | None = None) -> EvalArguments:
     except OSError as e:  # --config FILE that is not there
         raise UserError(f"cannot read it ({e.strerror})", where=e.filename, kind="bad_recipe") from None
     except ValueError as e:  # unknown flags or recipe keys
-        raise bad_argument("vlmr1 eval", str(e), "`vlmr1 eval --help` lists the flags") from None
+        problem = str(e).replace("Some specified arguments are not used by the HfArgumentParser", "unknown arguments")
+        raise bad_argument("vlmr1 eval", problem, "`vlmr1 eval --help` lists the flags (abbreviations are not "
+                                                  "accepted)") from None
     return args

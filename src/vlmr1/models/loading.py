@@ -25,6 +25,8 @@ def looks_local(path: str) -> bool:
 
 def check_model_folder(path: str) -> None:
     """Explain what a local model folder lacks (transformers' own errors name the wrong file, or the Hub)."""
+    if not path:
+        raise bad_argument("--model_name_or_path", "no model given", "give a model folder or a Hub id")
     if not os.path.isdir(path):
         if looks_local(path) or os.path.exists(path):
             raise UserError("no such model folder", where=path, kind="bad_model",

@@ -1,9 +1,8 @@
 """Range checks of ``vlmr1 train``'s numeric flags, before anything runs.
 
 TRL and transformers accept many nonsensical numbers silently (``--learning_rate nan`` trains at loss nan,
-``--num_generations 1`` has no advantage to learn from, ``--temperature 0`` divides by zero), and a YAML recipe sets
-its values without the parser's type conversion (PyYAML reads ``2e-6`` as a string). :func:`check_flag_values`
-converts recipe strings to the flag's type and refuses every value out of its range with a ``bad_argument`` error.
+``--num_generations 1`` has no advantage to learn from, ``--temperature 0`` divides by zero). :func:`check_flag_values`
+refuses every value out of its range, from the command line or a recipe, with a ``bad_argument`` error.
 """
 
 from __future__ import annotations
@@ -60,21 +59,8 @@ RANGES: dict[str, tuple] = {
 }
 
 
-def _typed_value(name: str, value, kind):
-    """A recipe's string (``"2e-6"``) as the flag's type; other values unchanged."""
-    if isinstance(value, str) and kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            raise bad_argument(f"--{name}", f"must be {'an integer' if kind is int else 'a number'}, got {value!r}",
-                               "write a plain number (YAML: 2.0e-6 or 2e-6)") from None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
 def check_flag_values(flags: argparse.Namespace, parser: argparse.ArgumentParser) -> argparse.Namespace:
-    """Convert recipe strings to their flag's type and refuse numbers out of range; returns ``flags``.
+    """Refuse numbers out of range; returns ``flags``.
 
     Every float flag must be finite; the flags of :data:`RANGES` must also lie in their range, and ``--max_steps``
     is -1 (use the epochs) or at least 1.
@@ -83,9 +69,6 @@ def check_flag_values(flags: argparse.Namespace, parser: argparse.ArgumentParser
         UserError: ``bad_argument``, naming the flag, the value and the range.
     """
     kinds = {action.dest: action.type for action in parser._actions if action.type in (int, float)}
-    for name, kind in kinds.items():
-        if getattr(flags, name, None) is not None:
-            setattr(flags, name, _typed_value(name, getattr(flags, name), kind))
     for name, value in vars(flags).items():
         if value is None or isinstance(value, bool):
             continue

@@ -253,6 +253,13 @@ def _draw_line(text: str, args, task: Task | None) -> tuple[Image.Image, float |
     if problem is not None:
         raise _LineProblem(problem[0], problem[1], "pass --image-root (the folder the 'image' paths are relative "
                                                    "to), or replace the image")
+    gold = _gold_answer(row)
+    if task is None:
+        task = get_task(row["task_type"]) if row.get("task_type") else task_for_row(row, gold)
+    # a truth field the task cannot read (an invalid RLE, a box of strings) would be drawn as no truth at all
+    bad_fields = [message for kind, message in task.check_row(gold, row) if kind == "bad_field"]
+    if bad_fields:
+        raise _LineProblem("bad_field", "; ".join(bad_fields), "`vlmr1 data check` lists every such line")
     try:
         drawn, score = render_row(row, load_rgb(path), args.predictions, args.max_side, task)
     except Exception as e:  # noqa: BLE001 - a field the task cannot draw (an invalid RLE, a box of strings, ...)
