@@ -5,7 +5,8 @@ The check decodes every image completely (a header read passes a truncated file,
 threads (Pillow's decoders release the GIL), and remembers each good file by (size, mtime) in
 ``$VLMR1_CACHE_DIR/image_checks.json`` (default ``~/.cache/vlmr1``): a rerun over the same files only stats them.
 The cache lives with the user, not the data, because image folders are often shared and read-only, and one entry
-then serves every dataset that uses the file. Only good files are remembered; a changed file is decoded again.
+then serves every dataset that uses the file. Only good files are remembered; a changed file is decoded again. Under
+torchrun the processes split the decoding between them.
 
 Conversion to RGB (:func:`to_rgb`) keeps what the image shows: 16-bit and 32-bit grey images are scaled to 8 bits
 (Pillow's own conversion clips them, so a 16-bit PNG turns almost white), and transparent pixels (RGBA, LA, PA,
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import threading
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -127,9 +129,24 @@ def _identity(path: str) -> list[int] | None:
     return [st.st_size, st.st_mtime_ns]
 
 
+def _process_group() -> tuple[int, int] | None:
+    """(rank, world size) when this process is one of several under torch.distributed (``vlmr1 train`` under
+    torchrun has set the group up by the time it checks data), else None."""
+    if "torch" not in sys.modules:  # `vlmr1 data check` never imports torch for this
+        return None
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        return dist.get_rank(), dist.get_world_size()
+    return None
+
+
 def image_problems(paths: Iterable[str], workers: int | None = None,
                    use_cache: bool = True) -> dict[str, tuple[str, str]]:
     """Decode every image not already known to be good, in ``workers`` threads.
+
+    Under torch.distributed every process decodes its own share and all of them get every result (each must stop
+    on the same bad image), so N processes on a node do the work once, not N times.
 
     Args:
         paths: image files (duplicates are checked once).
@@ -140,6 +157,8 @@ def image_problems(paths: Iterable[str], workers: int | None = None,
         ``{path: (kind, message)}`` for every missing or undecodable image.
     """
     unique = list(dict.fromkeys(paths))
+    group = _process_group()
+    mine = unique[group[0]::group[1]] if group else unique  # the whole list is sharded: caches may differ by node
     cache_file = cache_path()
     known = _read_cache(cache_file) if use_cache else {}
 
@@ -153,11 +172,18 @@ def image_problems(paths: Iterable[str], workers: int | None = None,
     problems: dict[str, tuple[str, str]] = {}
     good: dict[str, list[int]] = {}
     with ThreadPoolExecutor(workers) as pool:
-        for path, (key, problem, identity) in zip(unique, pool.map(check, unique)):
+        for path, (key, problem, identity) in zip(mine, pool.map(check, mine)):
             if problem is not None:
                 problems[path] = problem
             elif identity is not None:
                 good[key] = identity
-    if use_cache and good:
+    if group:
+        import torch.distributed as dist
+
+        shares: list = [None] * group[1]
+        dist.all_gather_object(shares, (problems, good))
+        problems = {path: problem for share, _ in shares for path, problem in share.items()}
+        good = {key: identity for _, share in shares for key, identity in share.items()}
+    if use_cache and good and os.environ.get("LOCAL_RANK", "0") == "0":  # one writer per node
         _write_cache(cache_file, good)
     return problems
