@@ -16,7 +16,6 @@ import os
 import re
 import sys
 
-from vlmr1.models.loading import check_model_folder
 from vlmr1.training.config import build_configs, read_flags, set_up_processes
 from vlmr1.training.setup import build_trainer, check_data
 
@@ -60,8 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     script_args, training_args, model_args = build_configs(flags)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 
-    # Data first: a bad line must stop the run before minutes of model loading (a mistyped model folder too).
-    check_model_folder(model_args.model_name_or_path)
+    # Data first: a bad line must stop the run before minutes of model loading.
     checked = check_data(script_args)
     trainer = build_trainer(script_args, training_args, model_args, checked)
 

@@ -223,10 +223,9 @@ def run_eval(args: EvalArguments) -> tuple[dict[str, dict[str, Any]], list[dict[
     from accelerate import PartialState
 
     from vlmr1.models.frames import frame_settings_from_processor
-    from vlmr1.models.loading import check_model_folder, load_model, load_processor
+    from vlmr1.models.loading import load_model, load_processor
 
-    check_model_folder(args.model)  # a mistyped folder, and bad data, must stop the run before any decoding or loading
-    checked = check_eval_data(args)
+    checked = check_eval_data(args)  # bad data must stop the run before minutes of model loading
     family, processor = load_processor(args.model, args.model_revision, args.min_pixels, args.max_pixels)
     rows = build_dataset(checked.data, checked.task.format_question, family.coordinate_frame(processor))
     # Sets up torch.distributed under torchrun and picks this rank's device; rank and world size are then read
