@@ -1,6 +1,6 @@
-"""Converters never write silently wrong or empty output over good output: one bad COCO annotation never stops the
-others, each is counted by kind with its id, an RLE of another size than its image is refused, stuff categories of a
-panoptic-style file are left out, and a run that would write nothing leaves the existing file alone."""
+"""No silently wrong or empty data: one bad COCO annotation never stops the others, each is counted by kind with its
+id, an RLE of another size than its image is refused, stuff categories of a panoptic-style file are left out, a run
+that would write nothing leaves the existing file alone, and a null answer is not the text "null"."""
 
 import json
 import shutil
@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from vlmr1.data import coco
+from vlmr1.data.schema import DataError, parse_line
 from vlmr1.errors import UserError
 from vlmr1.geometry import ParametricContour, mask_to_rle, polygon_to_rle, rle_iou
 
@@ -98,3 +99,11 @@ def test_nothing_is_written_over_a_good_file(tmp_path, sample):
     with pytest.raises(UserError, match="nothing_converted: no annotation to convert.*'not_thing': 3"):
         run(tmp_path)
     assert (tmp_path / "val.jsonl").read_bytes() == good
+
+
+def test_a_null_answer_is_an_error_not_the_text_null(tmp_path):
+    line = {"id": 1, "conversations": [{"from": "human", "value": "How many?"}, {"from": "gpt", "value": None}]}
+    with pytest.raises(DataError, match=r"d.jsonl:7: empty_answer: conversations\[1\].value is null"):
+        parse_line(json.dumps(line), "d.jsonl", 7)
+    line["conversations"][1]["value"] = 3  # a number is still its text, as VLM-R1 read it
+    assert parse_line(json.dumps(line), "d.jsonl", 7).solution == "3"

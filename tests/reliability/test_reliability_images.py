@@ -132,3 +132,24 @@ def test_eval_scores_a_sample_whose_image_breaks_mid_run_as_wrong_and_goes_on(ti
     assert [p["source"] for p in predictions] == [f"{data}:{n}" for n in (1, 2, 3)]
     assert "image_error" in predictions[1] and "does not load" in predictions[1]["image_error"]
     assert "image_error" not in predictions[0] and "image_error" not in predictions[2]
+
+
+def test_an_eval_that_stops_half_way_keeps_what_it_generated(tiny_qwen25vl_dir, tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(EXAMPLES / "images", images)
+    Image.new("RGB", (600, 2), (200, 0, 0)).save(images / "thin.png")  # decodes, but Qwen's processor refuses it
+    rows = [json.loads(x) for x in (EXAMPLES / "counting.jsonl").read_text().splitlines()[:4]]
+    rows[2]["image"] = "thin.png"
+    data = tmp_path / "counting.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    with pytest.raises(ValueError, match="aspect ratio"):  # in the second batch: the first one is done
+        eval_main(["--model", str(tiny_qwen25vl_dir), "--data_file_paths", str(data), "--image_folders", str(images),
+                   "--output_dir", str(out), "--max_new_tokens", "4", "--batch_size", "2", "--dtype", "float32"])
+    predictions = [json.loads(x) for x in (out / "predictions.partial.jsonl").read_text().splitlines()]
+    assert [p["source"] for p in predictions] == [f"{data}:1", f"{data}:2"]
+    assert all(isinstance(p["prediction"], str) and p["metrics"] for p in predictions)
+    summary = json.loads((out / "metrics.partial.json").read_text())
+    assert summary["complete"] is False and "aspect ratio" in summary["stopped_by"]
+    assert summary["metrics"][str(data)]["num_samples"] == 2
+    assert not (out / "predictions.jsonl").exists()  # never mistaken for a complete evaluation

@@ -99,6 +99,10 @@ def parse_line(text: str, path: str, line_no: int) -> Sample:
             raise DataError(path, line_no, f"conversations[{k}].from is {turn['from']!r}",
                             f"use one of {sorted(ROLE_BY_SPEAKER)}")
         value = turn["value"]
+        if value is None:  # json.dumps would make it the answer "null"
+            raise DataError(path, line_no, f"conversations[{k}].value is null",
+                            'write the text, e.g. {"from": "gpt", "value": "3"}',
+                            kind="empty_answer" if k == len(conversations) - 1 else "bad_line")
         turns.append((role, value if isinstance(value, str) else json.dumps(value)))
     if turns[-1][0] != "assistant":
         raise DataError(path, line_no, "the last turn must be the answer (from 'gpt')",
