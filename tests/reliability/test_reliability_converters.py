@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_reliability_faults import SAMPLES  # CI lays shared/ beside the clone
 
 from vlmr1.data import coco
 from vlmr1.data.schema import DataError, parse_line
 from vlmr1.errors import UserError
 from vlmr1.geometry import ParametricContour, mask_to_rle, polygon_to_rle, rle_iou
 
-SAMPLES = next((p for p in (Path(__file__).resolve().parents[3] / "shared/data/coco-samples",
-                            Path("/work/shared/data/coco-samples")) if p.is_dir()), Path("/work/shared/data/coco-samples"))
 pytestmark = pytest.mark.skipif(not SAMPLES.is_dir(), reason="shared COCO samples not available")
 
 

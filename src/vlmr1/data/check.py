@@ -2,7 +2,8 @@
 
     vlmr1 data check --data_file_paths a.jsonl:b.jsonl --image_folders imgs_a:imgs_b [--task_type rec]
 
-Training stops at the first 20 bad lines; this command reads everything and prints **every** problem, then a summary by kind, and exits with status 1 when there is any. Kinds:
+Training stops at the first 20 bad lines; this command reads everything and prints **every** problem, then a summary
+by kind, and exits with status 1 when there is any. Kinds:
 
 * ``bad_file``: a data file is missing, empty, or a JSON array instead of JSON Lines;
 * ``bad_json``: a line is not a JSON object (or not UTF-8);

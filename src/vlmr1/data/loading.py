@@ -157,7 +157,7 @@ class LoadedData:
 def load_sources(sources: Sequence[SourceFile], task_type: str = "default",
                  validate_method: Callable[[str], None] | None = None, check_images: bool = True,
                  num_threads: int | None = None) -> LoadedData:
-    """Read and check every file; nothing is decoded.
+    """Read and check every file, and decode every image once (unless ``check_images`` is False).
 
     Args:
         sources: from :func:`pair_sources`.

@@ -244,7 +244,8 @@ def run_eval(args: EvalArguments) -> tuple[dict[str, dict[str, Any]], list[dict[
         model = load_model(family, args.model, args.dtype, args.attn_implementation, args.model_revision).to(device)
     pixels = frame_settings_from_processor(processor)
     settings = {
-        "data_file_paths": [s.path for s in checked.sources], "image_folders": [s.image_folder for s in checked.sources],
+        "data_file_paths": [s.path for s in checked.sources],
+        "image_folders": [s.image_folder for s in checked.sources],
         "reward_method": args.reward_method, "num_samples": args.num_samples, "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens, "decoding": "greedy",
         "backend": "vllm" if args.use_vllm else "transformers", "dtype": args.dtype,
