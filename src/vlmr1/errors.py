@@ -87,8 +87,10 @@ def run_command(command: Callable[[list[str]], Any], argv: Sequence[str], debug:
         sys.exit(EXIT_KNOWN_PROBLEM)
     except BrokenPipeError:
         # the reader went away (head, less): stop writing; Python would print a traceback at exit while flushing
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # stdout is not a file (captured)
+            pass
         sys.exit(1)
     except KeyboardInterrupt:
         if debug:
