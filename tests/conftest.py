@@ -20,6 +20,20 @@ settings.register_profile("vlmr1-rewards", max_examples=200, **_COMMON)
 settings.register_profile("vlmr1-rewards-nightly", max_examples=10_000, **_COMMON)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _image_check_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Images remembered as good (vlmr1.data.images) go to a folder of this session, not the user's ~/.cache."""
+    import os
+
+    before = os.environ.get("VLMR1_CACHE_DIR")
+    os.environ["VLMR1_CACHE_DIR"] = str(tmp_path_factory.mktemp("vlmr1_cache"))
+    yield
+    if before is None:
+        del os.environ["VLMR1_CACHE_DIR"]
+    else:
+        os.environ["VLMR1_CACHE_DIR"] = before
+
+
 def _build(tmp_path_factory: pytest.TempPathFactory, arch: str) -> Path:
     """Build the tiny `arch` checkpoint with default sizes into a fresh session tmp dir."""
     from vlmr1.models.tiny import build_tiny_model

@@ -7,12 +7,17 @@
     vlmr1 draw JSONL ...          previews: decoded contours/boxes over the images, true mask beside, IoU
     vlmr1 tiny-model ...          write a tiny offline model + processor (tests, demo)
     vlmr1 rewards                 list the registered reward functions and accuracy methods
+
+A known problem (bad data, a flag out of range, a missing file) prints ``where: kind: what (fix: ...)`` and exits with
+status 2; ``vlmr1 --debug <command>`` or ``VLMR1_DEBUG=1`` adds the traceback (:mod:`vlmr1.errors`).
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+from vlmr1.arguments import CommandParser, integer, number
+from vlmr1.errors import debug_requested, run_command
 
 
 def _train(argv: list[str]) -> None:
@@ -24,11 +29,11 @@ def _train(argv: list[str]) -> None:
 def _tiny_model(argv: list[str]) -> None:
     from vlmr1.models import TINY_ARCHS, build_tiny_model
 
-    parser = argparse.ArgumentParser(prog="vlmr1 tiny-model", description="Write a tiny model with a real processor.")
+    parser = CommandParser(prog="vlmr1 tiny-model", description="Write a tiny model with a real processor.")
     parser.add_argument("--arch", default="qwen2_5_vl", choices=sorted(TINY_ARCHS))
     parser.add_argument("--output", required=True, help="folder to write (config, weights, processor)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rope_theta", type=float, default=None,
+    parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    parser.add_argument("--rope_theta", type=number(0, low_open=True), default=None,
                         help="rotary base of the text decoder (default: the family's; the demo uses 100)")
     args = parser.parse_args(argv)
     path = build_tiny_model(args.arch, args.output, seed=args.seed, rope_theta=args.rope_theta)
@@ -79,7 +84,7 @@ def _demo(argv: list[str]) -> None:
 def _rewards(argv: list[str]) -> None:
     from vlmr1.rewards import REWARD_REGISTRY, list_accuracy_methods, list_rewards
 
-    argparse.ArgumentParser(prog="vlmr1 rewards", description="List reward functions.").parse_args(argv)
+    CommandParser(prog="vlmr1 rewards", description="List reward functions.").parse_args(argv)
     for name in list_rewards():  # the built-in tasks' rewards included
         doc = (REWARD_REGISTRY[name].__doc__ or "").strip().splitlines()
         print(f"{name:16s} {doc[0] if doc else ''}")
@@ -98,7 +103,11 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
+    """Dispatch ``vlmr1 <command> ...``; every command's known problems go through :func:`vlmr1.errors.run_command`."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    first = argv[:1] == ["--debug"]  # `vlmr1 --debug <command> ...`
+    argv, debug = debug_requested(argv[first:])
+    debug = debug or first
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         width = max(map(len, COMMANDS))
         lines = [f"  {name:{width}s}  {help_}" for name, (_, help_) in COMMANDS.items()]
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.exit(2)
         return
     handler, _ = COMMANDS[argv[0]]
-    handler(argv[1:])
+    run_command(handler, argv[1:], debug)
 
 
 if __name__ == "__main__":

@@ -42,5 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     return metrics
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+if __name__ == "__main__":  # torchrun -m ...: known problems end as they do under `vlmr1` (vlmr1.errors)
+    from vlmr1.errors import run_command
+
+    run_command(main, sys.argv[1:])

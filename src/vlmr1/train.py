@@ -24,25 +24,32 @@ logger = logging.getLogger("vlmr1.train")
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
-def last_complete_checkpoint(output_dir: str) -> str | None:
-    """The newest ``checkpoint-N`` folder of ``output_dir`` whose save finished, or None.
+def last_complete_checkpoint(output_dir: str, needs_optimizer: bool = True) -> str | None:
+    """The newest ``checkpoint-N`` folder of ``output_dir`` that is complete, or None.
 
     transformers writes a checkpoint in place with ``trainer_state.json`` last, so a run killed mid-save leaves a newer
     folder without it; resuming from that one fails to load, or (weights there, no state) silently restarts at step 0.
+    A folder with its state file can still hold a truncated weights or optimizer file (a full disk, a cut copy):
+    every file resuming reads is checked (:func:`vlmr1.training.checkpoints.checkpoint_problem`), and a broken folder
+    is skipped with a warning, falling back to the previous complete one.
 
     Args:
         output_dir: the run's ``--output_dir``.
+        needs_optimizer: also require optimizer, scheduler and RNG states (False for ``--save_only_model`` runs).
 
     Returns:
         The checkpoint path, or None when there is no complete checkpoint.
     """
+    from vlmr1.training.checkpoints import checkpoint_problem
+
     found = [(int(m.group(1)), name) for name in os.listdir(output_dir)
              if (m := _CHECKPOINT_RE.match(name)) and os.path.isdir(os.path.join(output_dir, name))]
     for _, name in sorted(found, reverse=True):
         path = os.path.join(output_dir, name)
-        if os.path.isfile(os.path.join(path, "trainer_state.json")):
+        problem = checkpoint_problem(path, needs_optimizer)
+        if problem is None:
             return path
-        logger.warning("skipping %s: its save did not finish (no trainer_state.json)", path)
+        logger.warning("skipping %s: %s; trying the previous checkpoint", path, problem)
     return None
 
 
@@ -60,7 +67,8 @@ def main(argv: list[str] | None = None) -> None:
 
     checkpoint = training_args.resume_from_checkpoint
     if checkpoint is None and training_args.output_dir:
-        checkpoint = last_complete_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        checkpoint = (last_complete_checkpoint(training_args.output_dir, not training_args.save_only_model)
+                      if os.path.isdir(training_args.output_dir) else None)
         if checkpoint:
             logger.info("resuming from %s", checkpoint)
     trainer.train(resume_from_checkpoint=checkpoint)
@@ -73,5 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     trainer.accelerator.end_training()
 
 
-if __name__ == "__main__":
-    main(sys.argv[1:])
+if __name__ == "__main__":  # torchrun -m ...: known problems end as they do under `vlmr1` (vlmr1.errors)
+    from vlmr1.errors import run_command
+
+    run_command(main, sys.argv[1:])

@@ -11,6 +11,7 @@ import pytest
 
 from vlmr1.data import coco
 from vlmr1.data.loading import SourceFile, load_sources
+from vlmr1.errors import UserError
 from vlmr1.geometry import ParametricContour, RadialContour, rle_area, rle_to_mask
 from vlmr1.tasks.seg import seg_score
 
@@ -179,11 +180,11 @@ def test_zips_in_the_folder_are_extracted_without_download(tmp_path):
 
 
 def test_missing_inputs_name_the_path_and_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="annotations_trainval2017.zip not found.*--no-download"):
+    with pytest.raises(UserError, match="annotations_trainval2017.zip: missing_file: not found.*--no-download"):
         run(tmp_path)
     lay_out(tmp_path)
     (tmp_path / "val2017" / "000000142238.jpg").unlink()
-    with pytest.raises(FileNotFoundError, match="missing under"):
+    with pytest.raises(UserError, match="missing_image: 1 image.* missing under"):
         run(tmp_path)
 
 

@@ -115,7 +115,7 @@ def test_missing_and_corrupt_images_are_reported_with_line(tmp_path, image_dir):
         load_sources(pair_sources(str(data), str(image_dir)))
     text = str(err.value)
     assert f"{data}:2" in text and "missing.png: image file not found" in text
-    assert f"{data}:3" in text and "broken.jpg: not a readable image" in text
+    assert f"{data}:3: corrupt_image: " in text and "broken.jpg: does not decode" in text
     assert "--image_folders" in text
 
 

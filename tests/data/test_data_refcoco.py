@@ -9,6 +9,7 @@ from PIL import Image
 
 from vlmr1.data.loading import SourceFile, load_sources
 from vlmr1.data.refcoco import load_refs, main
+from vlmr1.errors import UserError
 
 INSTANCES = {
     "images": [{"id": 1, "file_name": "COCO_train2014_000000000001.jpg", "width": 64, "height": 48},
@@ -80,7 +81,7 @@ def test_parent_folder_datasets_and_split_by(tmp_path):
     names = sorted(os.listdir(tmp_path / "out"))
     assert "refcocop_train.jsonl" in names and "refcocog_val.jsonl" in names and "refcocog_google_val.jsonl" in names
     assert read(tmp_path / "out" / "refcocop_train.jsonl")[0]["id"] == "refcocop-0-0"
-    with pytest.raises(FileNotFoundError, match=r"refs\(unc\)\.p"):
+    with pytest.raises(UserError, match=r"bad_refer_data: no refs\(unc\)\.p"):
         main(args + ["--dataset", "refcoco"])
 
 

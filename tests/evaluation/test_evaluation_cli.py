@@ -114,7 +114,7 @@ def test_bad_line_stops_before_the_model_loads(tiny_qwen25vl_dir, tmp_path, no_m
     bad = tmp_path / "bad.jsonl"
     lines = COUNTING.read_text().splitlines()
     bad.write_text(lines[0] + "\n" + '{"id": 2, "image": "shapes_01.png", "conversations": [}\n')
-    with pytest.raises(DataError, match=f"{bad}:2: not valid JSON"):
+    with pytest.raises(DataError, match=f"{bad}:2: bad_json: not valid JSON"):
         eval_main(argv(tiny_qwen25vl_dir, tmp_path / "out", (bad,)))
     assert not (tmp_path / "out").exists()
 
@@ -143,5 +143,5 @@ def test_use_vllm_without_vllm_says_how_to_install(tiny_qwen25vl_dir, tmp_path):
 
 
 def test_flags_are_checked(tiny_qwen25vl_dir, tmp_path):
-    with pytest.raises(ValueError, match="--num_samples must be at least 1"):
+    with pytest.raises(ValueError, match="--num_samples: bad_argument: must be at least 1"):
         eval_main(argv(tiny_qwen25vl_dir, tmp_path / "out", (COUNTING,), "--num_samples", "0"))

@@ -2,8 +2,8 @@
 
     vlmr1 data check --data_file_paths a.jsonl:b.jsonl --image_folders imgs_a:imgs_b [--task_type rec]
 
-Training stops at the first 20 bad lines and checks only image headers; this command reads everything and prints
-**every** problem, then a summary by kind, and exits with status 1 when there is any. Kinds:
+Training stops at the first 20 bad lines; this command reads everything and prints **every** problem, then a summary
+by kind, and exits with status 1 when there is any. Kinds:
 
 * ``bad_file``: a data file is missing, empty, or a JSON array instead of JSON Lines;
 * ``bad_json``: a line is not a JSON object (or not UTF-8);
@@ -15,24 +15,24 @@ Training stops at the first 20 bad lines and checks only image headers; this com
   ``check_row``), or the accuracy method finds no option letter / yes-no / number (``mcq`` / ``yes_no`` / ``numeric``);
 * ``bad_field``: a field the task's rewards need is missing or invalid (``bbox`` for rec, ``mask`` for seg,
   ``objects`` for od: its ``check_row``);
-* ``missing_image`` / ``corrupt_image``: an image is not there, or does not decode completely (a truncated file
-  passes the header check training does, then fails mid-run).
+* ``missing_image`` / ``corrupt_image``: an image is not there, or does not decode completely (the same decode
+  train and eval run before the model loads, :mod:`vlmr1.data.images`; good files are remembered by size and mtime).
 
-Line parsing and image headers reuse :mod:`vlmr1.data.loading`; the answer and field checks are the task's own
+Line parsing reuses :mod:`vlmr1.data.loading`; the answer and field checks are the task's own
 (:meth:`vlmr1.tasks.Task.check_row`, built on its reward's parser), so "parses here" means "the reward can score it".
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from vlmr1.data.loading import SourceFile, check_image, pair_sources, read_samples
+from vlmr1.arguments import CommandParser, integer
+from vlmr1.data.images import image_problems
+from vlmr1.data.loading import SourceFile, pair_sources, read_samples
 from vlmr1.data.schema import DataError
 
 KINDS = ("bad_file", "bad_json", "bad_line", "image_count", "empty_answer", "unknown_method", "unparsable_answer",
@@ -96,32 +96,7 @@ def method_problems(method: str | None, answer: str) -> list[tuple[str, str]]:
     return []
 
 
-def image_problem(path: str) -> tuple[str, str] | None:
-    """``(kind, message)`` when an image is missing, unreadable or does not decode completely, else None.
-
-    Args:
-        path: the image file.
-
-    Returns:
-        None for a good image.
-    """
-    from PIL import Image
-
-    try:
-        problem = check_image(path)  # existence and header, as training checks
-    except Exception as e:  # a decoder plugin failing in an unexpected way is still a finding, not a crash
-        problem = f"not a readable image ({type(e).__name__})"
-    if problem is not None:
-        return ("missing_image" if not os.path.isfile(path) else "corrupt_image"), f"{path}: {problem}"
-    try:
-        with Image.open(path) as img:
-            img.load()  # the full decode the trainer will do: a truncated file fails here, not at the header
-    except Exception as e:  # any decoder failure is the finding itself
-        return "corrupt_image", f"{path}: does not decode ({type(e).__name__}: {e})"
-    return None
-
-
-def check_sources(sources: Sequence[SourceFile], task_type: str = "default", workers: int = 8) -> CheckReport:
+def check_sources(sources: Sequence[SourceFile], task_type: str = "default", workers: int | None = None) -> CheckReport:
     """Check every line and image of the given files.
 
     Args:
@@ -157,11 +132,9 @@ def check_sources(sources: Sequence[SourceFile], task_type: str = "default", wor
             for image in sample.images:
                 images.setdefault(os.path.join(source.image_folder, image), []).append((index, source.path, line_no))
     report.images = len(images)
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = pool.map(image_problem, list(images))  # each file decoded once, however many lines use it
-        for path, result in zip(list(images), results):
-            if result is not None:
-                found.extend((i, n, Problem(p, n, *result)) for i, p, n in images[path])
+    # each file decoded once, however many lines use it; files remembered as good are only stat'ed
+    for path, result in image_problems(list(images), workers).items():
+        found.extend((i, n, Problem(p, n, *result)) for i, p, n in images[path])
     found.sort(key=lambda item: (item[0], item[1]))  # stable: within a line, the order the checks ran
     report.problems = [problem for _, _, problem in found]
     return report
@@ -190,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     Raises:
         SystemExit: status 1 when any problem was found (2 for bad arguments), so the shell sees a failure.
     """
-    p = argparse.ArgumentParser(prog="vlmr1 data check", description=__doc__.split("\n\n")[0])
+    p = CommandParser(prog="vlmr1 data check", description=__doc__.split("\n\n")[0])
     p.add_argument("--data_file_paths", "--data-file-paths", required=True, help="a.jsonl[:b.jsonl], as for train")
     p.add_argument("--image_folders", "--image-folders", default=None,
                    help="one folder per data file (':'-separated), or one for all")
@@ -199,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
                         "package.module:TaskClass")
     p.add_argument("--reward_method", "--reward-method", default=None,
                    help="default accuracy method for lines without accu_reward_method, as for train")
-    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="image decoding threads")
+    p.add_argument("--workers", type=integer(1, 256), default=min(32, (os.cpu_count() or 1) + 4),
+                   help="image decoding threads")
     args = p.parse_args(argv)
     from vlmr1.tasks import get_task
 

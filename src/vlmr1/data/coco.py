@@ -28,7 +28,6 @@ to an uninterrupted run's; a rerun with the same settings and inputs is a no-op.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -43,11 +42,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from vlmr1.arguments import CommandParser, integer
+from vlmr1.data import coco_checks as checks
+from vlmr1.data.coco_checks import annotation_rle  # noqa: F401 - part of this module's API
 from vlmr1.data.download import BASE_URL, ensure_coco
+from vlmr1.errors import UserError
 from vlmr1.fileio import atomic_open, atomic_write
+from vlmr1.geometry.contours import MAX_TERMS
+from vlmr1.workers import die_with_parent
 
 FORMAT_VERSION = 1
 DEFAULT_CHUNK = 500
+MAX_DECIMALS = 6  # negative decimals round every coefficient to 0; beyond 1e-6 px the digits are noise
 REF_EVAL_SPLITS = ("val", "test", "testA", "testB", "testC")
 REFS_FILES = {"refcoco": ("refs(unc).p", "refs(google).p"), "refcoco+": ("refs(unc).p",),
               "refcocog": ("refs(umd).p", "refs(google).p")}
@@ -65,57 +71,45 @@ class ConvertSettings:
 
 # ---------------------------------------------------------------- per-annotation conversion (runs in workers)
 
-def annotation_rle(segmentation, height: int, width: int) -> dict:
-    """A COCO ``segmentation`` (polygons, uncompressed or compressed RLE) as one pycocotools RLE (bytes counts)."""
-    from pycocotools import mask as mask_utils
-
-    if isinstance(segmentation, list):  # polygons: rasterise each, then union
-        polys = [p for p in segmentation if len(p) >= 6]
-        if not polys:
-            raise ValueError("no polygon with 3 or more points")
-        return mask_utils.merge(mask_utils.frPyObjects(polys, height, width))
-    if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-        return mask_utils.frPyObjects(segmentation, height, width)
-    if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), (str, bytes)):
-        counts = segmentation["counts"]
-        return {"size": [int(v) for v in segmentation["size"]],
-                "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-    raise ValueError(f"unsupported segmentation of type {type(segmentation).__name__}")
-
-
 def _answer_text(answer: dict) -> str:
     clean = {k: [v + 0.0 for v in vals] for k, vals in answer.items()}  # + 0.0 turns -0.0 into 0.0
     return "<answer>" + json.dumps(clean) + "</answer>"
 
 
-def convert_batch(records: list[dict], settings: ConvertSettings) -> list[list[dict] | ValueError]:
+def convert_batch(records: list[dict], settings: ConvertSettings) -> list[list[dict] | Exception]:
     """The jsonl lines of prepared annotation records (see :func:`prepare_records`), their masks fitted as one batch
     (several times faster per mask than one at a time).
 
     Returns:
-        Per record, its lines or the ValueError that made it unusable (empty or unreadable mask).
+        Per record, its lines or the exception that made it unusable (an ``AnnotationProblem`` says its kind).
     """
     from vlmr1.geometry import encode_mask_rles
 
     out: list = [None] * len(records)
-    rles = {}
+    masks = {}
     for k, rec in enumerate(records):
         try:
-            rles[k] = annotation_rle(rec["segmentation"], rec["height"], rec["width"])
-        except ValueError as e:
+            masks[k] = checks.checked_mask(rec)
+        except Exception as e:  # noqa: BLE001 - whatever one annotation does stays that annotation's
             out[k] = e
-    fits = encode_mask_rles(list(rles.values()), settings.representation, settings.terms, settings.fit,
+    # fitted against the mask exactly as written to the line
+    fits = encode_mask_rles(list(masks.values()), settings.representation, settings.terms, settings.fit,
                             settings.decimals)
-    for (k, rle), fitted in zip(rles.items(), fits):
-        out[k] = fitted if isinstance(fitted, ValueError) else _record_lines(records[k], rle, *fitted)
+    for (k, mask), fitted in zip(masks.items(), fits):
+        if isinstance(fitted, ValueError):
+            out[k] = checks.AnnotationProblem("fit_failed", str(fitted))
+            continue
+        try:
+            out[k] = _record_lines(records[k], mask, *fitted)
+        except Exception as e:  # noqa: BLE001
+            out[k] = e
     return out
 
 
-def _record_lines(rec: dict, rle: dict, answer: dict, iou: float) -> list[dict]:
+def _record_lines(rec: dict, mask: dict, answer: dict, iou: float) -> list[dict]:
     from vlmr1.geometry import xywh_to_xyxy
 
-    common = {"mask": {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")},
-              "bbox": [round(v, 2) for v in xywh_to_xyxy([float(v) for v in rec["bbox"]]).tolist()],
+    common = {"mask": mask, "bbox": [round(v, 2) for v in xywh_to_xyxy(checks.annotation_box(rec["bbox"])).tolist()],
               "category": rec["category"], "fit_iou": round(float(iou), 4),
               "ann_id": rec["ann_id"], "image_id": rec["image_id"]}
     lines = []
@@ -129,24 +123,25 @@ def _record_lines(rec: dict, rle: dict, answer: dict, iou: float) -> list[dict]:
     return lines
 
 
-def convert_chunk(job: tuple[list[dict], ConvertSettings, str]) -> tuple[int, int, float, int, float]:
-    """Convert one chunk and write its part file atomically.
+def convert_chunk(job: tuple[list[dict], ConvertSettings, str]) -> tuple[int, int, float, dict, float]:
+    """Convert one chunk and write its part file atomically; one bad annotation never stops the others.
 
     Returns:
-        (masks, lines, sum of fit_iou, failed masks, CPU seconds spent).
+        (masks, lines, sum of fit_iou, failures ``{kind: [count, [first annotation ids]]}``, CPU seconds spent).
     """
     records, settings, part_path = job
     cpu = time.process_time()
-    out, masks, iou_sum, failed = [], 0, 0.0, 0
-    for lines in convert_batch(records, settings):
-        if isinstance(lines, ValueError):
-            failed += 1  # empty or unreadable mask: nothing to fit
+    out, masks, iou_sum, failures = [], 0, 0.0, {}
+    for rec, lines in zip(records, convert_batch(records, settings)):
+        if isinstance(lines, Exception):
+            kind = lines.kind if isinstance(lines, checks.AnnotationProblem) else f"error_{type(lines).__name__}"
+            checks.add_failure(failures, kind, rec.get("ann_id"))
             continue
         masks += 1
         iou_sum += lines[0]["fit_iou"] if lines else 0.0
         out.extend(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
     atomic_write(part_path, "".join(out))
-    return masks, len(out), iou_sum, failed, time.process_time() - cpu
+    return masks, len(out), iou_sum, failures, time.process_time() - cpu
 
 
 # ---------------------------------------------------------------- records, refs, resumable driver
@@ -188,8 +183,8 @@ def prepare_records(instances: dict, image_dir: str, refs: list[dict] | None = N
         refs_only: keep only annotations that have an expression.
         exclude_images: image ids to leave out (RefCOCO eval images).
     """
-    images = {im["id"]: im for im in instances["images"]}
-    cats = {c["id"]: c for c in instances["categories"]}
+    images = {im.get("id"): im for im in instances["images"] if isinstance(im, dict)}
+    cats = {c.get("id"): c for c in instances["categories"] if isinstance(c, dict)}
     by_ann: dict[int, list[dict]] = {}
     for ref in refs or ():
         for k, sent in enumerate(ref["sentences"]):
@@ -199,15 +194,19 @@ def prepare_records(instances: dict, image_dir: str, refs: list[dict] | None = N
                     {"id": f"{ref['ann_id']}_{ref.get('ref_id', 0)}_{k}",
                      "text": f'Outline the object described as "{text}".',
                      "extra": {"ref_id": ref.get("ref_id"), "ref_split": ref["split"]}})
-    skipped = dict.fromkeys(("crowd", "not_thing", "no_expression", "excluded_image", "unknown_image"), 0)
+    skipped = dict.fromkeys(("crowd", "not_thing", "no_expression", "excluded_image", "unknown_image",
+                             "bad_annotation"), 0)
     records = []
     for ann in instances["annotations"]:
-        cat = cats.get(ann["category_id"], {})
+        if not isinstance(ann, dict) or "id" not in ann:
+            skipped["bad_annotation"] += 1  # not an object with an id: nothing to name it by
+            continue
+        cat = cats.get(ann.get("category_id"), {})
         if ann.get("iscrowd", 0):
             skipped["crowd"] += 1
-        elif cat.get("isthing", 1) == 0 or not cat:
+        elif not cat or not checks.is_thing(cat):
             skipped["not_thing"] += 1  # panoptic-style files list stuff categories too
-        elif ann["image_id"] not in images:
+        elif ann.get("image_id") not in images:
             skipped["unknown_image"] += 1
         elif ann["image_id"] in exclude_images:
             skipped["excluded_image"] += 1
@@ -215,10 +214,11 @@ def prepare_records(instances: dict, image_dir: str, refs: list[dict] | None = N
             skipped["no_expression"] += 1
         else:
             im = images[ann["image_id"]]
-            questions = by_ann.get(ann["id"]) or [{"id": ann["id"], "text": f"Outline the {cat['name']}."}]
-            records.append({"ann_id": ann["id"], "image_id": ann["image_id"], "image": f"{image_dir}/{im['file_name']}",
-                            "width": im["width"], "height": im["height"], "segmentation": ann["segmentation"],
-                            "bbox": ann["bbox"], "category": cat["name"], "questions": questions})
+            questions = by_ann.get(ann["id"]) or [{"id": ann["id"], "text": f"Outline the {cat.get('name')}."}]
+            records.append({"ann_id": ann["id"], "image_id": ann["image_id"],
+                            "image": f"{image_dir}/{im.get('file_name')}", "width": im.get("width"),
+                            "height": im.get("height"), "segmentation": ann.get("segmentation"),
+                            "bbox": ann.get("bbox"), "category": cat.get("name"), "questions": questions})
     return records, skipped
 
 
@@ -248,8 +248,12 @@ def convert_records(records: list[dict], out_path: Path, parts_root: Path, setti
         key: fingerprint of the inputs; chunk boundaries and settings are added to it.
 
     Returns:
-        Stats: masks, lines, mean_fit_iou, failed, cpu_seconds (conversion CPU time summed over workers; all
-        for this run's chunks only), resumed_chunks, chunks, seconds (wall).
+        Stats: masks, lines, mean_fit_iou, failed (``{kind: [count, [first annotation ids]]}``), cpu_seconds
+        (conversion CPU time summed over workers; all for this run's chunks only), resumed_chunks, chunks, seconds
+        (wall).
+
+    Raises:
+        UserError: ``nothing_converted`` when no annotation became a line (``out_path`` is left as it was).
     """
     start = time.perf_counter()
     fp = fingerprint(key, asdict(settings), chunk_size, len(records))
@@ -262,13 +266,14 @@ def convert_records(records: list[dict], out_path: Path, parts_root: Path, setti
     chunks = [records[i : i + chunk_size] for i in range(0, len(records), chunk_size)]
     paths = [parts_dir / f"{k:06d}.jsonl" for k in range(len(chunks))]
     todo = [k for k, p in enumerate(paths) if not p.is_file()]
-    stats = {"masks": 0, "lines": 0, "iou_sum": 0.0, "failed": 0, "cpu_seconds": 0.0, "chunks": len(chunks),
+    stats = {"masks": 0, "lines": 0, "iou_sum": 0.0, "failed": {}, "cpu_seconds": 0.0, "chunks": len(chunks),
              "resumed_chunks": len(chunks) - len(todo)}
     bar = tqdm(total=sum(len(chunks[k]) for k in todo), unit="mask", desc=out_path.name, disable=not progress)
 
     def account(k, result):
-        for name, value in zip(("masks", "lines", "iou_sum", "failed", "cpu_seconds"), result):
+        for name, value in zip(("masks", "lines", "iou_sum", "cpu_seconds"), result[:3] + result[4:]):
             stats[name] += value
+        checks.merge_failures(stats["failed"], result[3])
         bar.update(len(chunks[k]))
 
     if workers <= 1:
@@ -278,9 +283,12 @@ def convert_records(records: list[dict], out_path: Path, parts_root: Path, setti
         # forkserver: workers fork from a clean single-threaded server that imported the geometry once (a fork of
         # this process could inherit threads from tqdm or torch; spawn would re-import numpy/scipy per worker).
         # The bounded in-flight window keeps memory flat.
+        # Workers end with this process (a kill -9 of it would otherwise leave them, the forkserver and the resource
+        # tracker behind).
         ctx = get_context("forkserver")
         ctx.set_forkserver_preload(["vlmr1.data.coco", "vlmr1.geometry"])
-        with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             pending, queue = {}, list(todo)
             while queue or pending:
                 while queue and len(pending) < 2 * workers:
@@ -290,6 +298,11 @@ def convert_records(records: list[dict], out_path: Path, parts_root: Path, setti
                 for fut in finished:
                     account(pending.pop(fut), fut.result())
     bar.close()
+    if records and not any(p.stat().st_size for p in paths):  # never replace a good file with an empty one
+        failed = checks.describe_failures(stats["failed"])
+        raise UserError(f"none of {len(records)} annotation(s) became a line ({failed}); {out_path.name} was left as "
+                        "it was", where=str(out_path), kind="nothing_converted",
+                        fix="check the annotations file and the --terms/--decimals/--representation settings")
     for leftover in out_path.parent.glob(f".{out_path.name}.*.tmp"):  # a run killed while concatenating
         leftover.unlink(missing_ok=True)
     with atomic_open(out_path) as out:
@@ -322,17 +335,18 @@ def _missing_images(root: Path, records: list[dict]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     """``vlmr1 data coco``: download (or reuse) COCO and write ``DIR/<split>.jsonl``. Returns stats per split."""
-    p = argparse.ArgumentParser(prog="vlmr1 data coco", description=__doc__.split("\n\n")[0])
+    p = CommandParser(prog="vlmr1 data coco", description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", "--output-dir", required=True, help="data folder (images, annotations, output)")
     p.add_argument("--year", default="2017", choices=["2014", "2017"])
     p.add_argument("--splits", default="train,val", help="comma-separated COCO splits: train,val")
     p.add_argument("--representation", default="parametric", choices=["parametric", "radial"])
-    p.add_argument("--terms", type=int, default=8, help="Chebyshev coefficients per coordinate")
+    p.add_argument("--terms", type=integer(2, MAX_TERMS), default=8, help="Chebyshev coefficients per coordinate")
     p.add_argument("--fit", default="refined", choices=["refined", "fast"],
                    help="refined: IoU-optimised (default); fast: least squares, ~2x faster")
-    p.add_argument("--decimals", type=int, default=1, help="rounding of the answer numbers (0.1 px)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="conversion processes")
-    p.add_argument("--chunk_size", type=int, default=DEFAULT_CHUNK, help="annotations per resumable part")
+    p.add_argument("--decimals", type=integer(0, MAX_DECIMALS), default=1,
+                   help="rounding of the answer numbers (1: 0.1 px)")
+    p.add_argument("--workers", type=integer(1, 1024), default=os.cpu_count() or 1, help="conversion processes")
+    p.add_argument("--chunk_size", type=integer(1), default=DEFAULT_CHUNK, help="annotations per resumable part")
     p.add_argument("--no-download", "--no_download", dest="download", action="store_false",
                    help="use only zips or folders already in --output_dir")
     p.add_argument("--base_url", default=BASE_URL, help="mirror of images.cocodataset.org")
@@ -346,8 +360,6 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     if not splits or any(s not in ("train", "val") for s in splits):
         p.error(f"--splits must list train and/or val, got {args.splits!r}")
-    if args.chunk_size < 1 or args.workers < 1:
-        p.error("--chunk_size and --workers must be at least 1")
     settings = ConvertSettings(args.representation, args.terms, args.fit, args.decimals)
     root = Path(args.output_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -356,9 +368,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     if args.refs:
         refs_path = find_refs(root, args.refs)
         if refs_path is None:
-            raise FileNotFoundError(f"--refs {args.refs}: none of {REFS_FILES[args.refs]} in {root / args.refs}; "
-                                    "download the refer annotations (refcoco.zip etc.) and extract them into "
-                                    f"{root}")
+            raise UserError(f"none of {REFS_FILES[args.refs]} in {root / args.refs}", where=f"--refs {args.refs}",
+                            kind="missing_file", fix="download the refer annotations (refcoco.zip etc.) and extract "
+                                                     f"them into {root}")
         refs = load_refs(refs_path)
         eval_images = {r["image_id"] for r in refs if r["split"] in REF_EVAL_SPLITS}
         print(f"{refs_path}: {len(refs)} refs")
@@ -367,13 +379,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     results = {}
     for split in splits:
         ann_path = ann_paths[split]
-        try:
-            instances = json.loads(ann_path.read_text())
-        except ValueError as e:
-            raise ValueError(f"{ann_path}: not valid JSON ({e}); delete it and rerun to extract it again") from None
+        instances = checks.read_instances(ann_path)
         exclude = eval_images if (split == "train" and args.exclude_ref_eval_images) else set()
         records, skipped = prepare_records(instances, f"{split}{args.year}", refs, args.refs_only, exclude)
         del instances
+        if not records:  # an existing {split}.jsonl is kept rather than replaced by an empty one
+            raise UserError(f"no annotation to convert (skipped: {skipped})", where=str(ann_path),
+                            kind="nothing_converted", fix="is this an instances file? (stuff-only and crowd "
+                                                          "annotations are skipped)")
         if split == "train" and refs is not None:
             overlap = len({r["image_id"] for r in records} & eval_images)
             if overlap:
@@ -383,9 +396,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
                       file=sys.stderr)
         missing = _missing_images(root, records)
         if missing:
-            raise FileNotFoundError(f"{len(missing)} image(s) referenced by {ann_path} are missing under {root}, "
-                                    f"e.g. {missing[:3]}; delete {root / f'.{split}{args.year}.zip.extracted'} "
-                                    "and rerun to re-extract, or fix the folder")
+            raise UserError(f"{len(missing)} image(s) it references are missing under {root}, e.g. {missing[:3]}",
+                            where=str(ann_path), kind="missing_image",
+                            fix=f"delete {root / f'.{split}{args.year}.zip.extracted'} and rerun to re-extract, or "
+                                "fix the folder")
         out_path = root / f"{split}.jsonl"
         parts_root = root / ".parts" / split
         key = fingerprint(_file_id(ann_path), _file_id(refs_path), args.refs_only, sorted(exclude), args.year)
@@ -399,7 +413,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
         rate = stats["masks"] / stats["seconds"] if stats["seconds"] > 0 else float("nan")
         print(f"wrote {out_path}: {stats['lines']} lines from {stats['masks']} masks in {stats['seconds']:.1f} s "
               f"({rate:.0f} masks/s, {stats['resumed_chunks']}/{stats['chunks']} chunks resumed); mean fit_iou "
-              f"{stats['mean_fit_iou']:.3f}; skipped {skipped}, empty masks {stats['failed']}")
+              f"{stats['mean_fit_iou']:.3f}; skipped {skipped}; failed: {checks.describe_failures(stats['failed'])}")
         results[split] = stats
     return results
 

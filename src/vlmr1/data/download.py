@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from tqdm import tqdm
 
+from vlmr1.errors import UserError
 from vlmr1.fileio import atomic_open, atomic_write, fsync_dir
 
 __all__ = ["BASE_URL", "COCO_MD5", "DownloadError", "UnsafeArchiveError", "download",
@@ -50,13 +51,19 @@ CHUNK = 1 << 20
 BASE_URL = "http://images.cocodataset.org"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download failed or produced a file of the wrong size or checksum."""
 
+    def __init__(self, problem: str):
+        super().__init__(problem, kind="download_failed")
 
-class UnsafeArchiveError(ValueError):
+
+class UnsafeArchiveError(UserError):
     """A zip holds an entry that would be written outside the target folder, a link or special file, duplicate or
     conflicting entries, or declares more data than the disk can take."""
+
+    def __init__(self, problem: str):
+        super().__init__(problem, kind="unsafe_archive")
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "md5") -> str:
@@ -289,8 +296,8 @@ def ensure_coco(root: Path, year: str, splits: list[str], allow_download: bool, 
         if zip_path.is_file():
             return zip_path
         if not allow_download:
-            raise FileNotFoundError(f"{zip_path} not found (and --no-download): put the zip or its extracted "
-                                    f"folder there, or drop --no-download to fetch {url}")
+            raise UserError("not found (and --no-download)", where=str(zip_path), kind="missing_file",
+                            fix=f"put the zip or its extracted folder there, or drop --no-download to fetch {url}")
         print(f"downloading {url}")
         return download(url, zip_path, checksum=COCO_MD5.get(name))
 

@@ -24,7 +24,6 @@ Classes are balanced (cycled in a seeded random order); the same ``--seed`` give
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 from collections.abc import Sequence
@@ -32,6 +31,7 @@ from dataclasses import dataclass, field, replace
 
 from PIL import Image, ImageDraw, ImageFont
 
+from vlmr1.arguments import CommandParser, integer
 from vlmr1.fileio import write_jsonl
 from vlmr1.tasks.gui import DEFECT_CLASSES, KEYBOARD, NAVIGATION, NO_DEFECT, NO_RESPONSE, UNEXPECTED
 
@@ -214,14 +214,14 @@ def generate(output_dir: str, num: int, seed: int = 0) -> str:
     return path
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     """The ``vlmr1 data gui-synthetic`` argument parser."""
-    parser = argparse.ArgumentParser(prog="vlmr1 data gui-synthetic",
-                                     description="Generate synthetic before/after GUI screenshot pairs labelled with "
-                                                 "GTArena defect classes.")
+    parser = CommandParser(prog="vlmr1 data gui-synthetic",
+                           description="Generate synthetic before/after GUI screenshot pairs labelled with GTArena "
+                                       "defect classes.")
     parser.add_argument("--output_dir", required=True, help="folder for gui_synthetic.jsonl and images/")
-    parser.add_argument("--num", type=int, default=100, help="number of screenshot pairs")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num", type=integer(1), default=100, help="number of screenshot pairs")
+    parser.add_argument("--seed", type=integer(0), default=0)
     return parser
 
 

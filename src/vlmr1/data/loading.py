@@ -2,8 +2,8 @@
 
 ``--data_file_paths a.jsonl:b.jsonl --image_folders dir1:dir2`` pair up one folder per file; an image's path is
 ``os.path.join(folder, image)``. Every line is checked before any model loads (see :mod:`vlmr1.data.schema`), and
-image files are checked to exist and to be images (a header read, not a decode). Images are decoded only when the
-trainer asks for a row, so a 100k-line file starts in seconds.
+every image is decoded once, in parallel, and remembered as good by size and mtime (:mod:`vlmr1.data.images`), so a
+rerun only stats them. For training the images are decoded again only when the trainer asks for a row.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import functools
 import json
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from datasets import Dataset
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from vlmr1.data.images import image_problems, load_rgb
 from vlmr1.data.schema import DataError, Sample, parse_line, to_chat_messages
 
 MAX_REPORTED_ERRORS = 20
@@ -127,23 +127,20 @@ def read_samples(source: SourceFile, errors: list[DataError] | None = None) -> l
     return samples
 
 
-def check_image(path: str) -> str | None:
-    """Return a problem description if ``path`` is missing or not an image, else None (reads the header only)."""
-    if not os.path.isfile(path):
-        return "image file not found"
-    try:
-        with Image.open(path) as img:
-            img.size  # noqa: B018 - the header parse is the check
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:  # a bomb: a header of 30000x30000
-        return f"not a readable image ({type(e).__name__})"
-    return None
-
-
 @functools.lru_cache(maxsize=64)
 def load_image(path: str) -> Image.Image:
-    """Decode one image as RGB. Cached: GRPO reads each prompt's row once per generation in a row."""
-    with Image.open(path) as img:
-        return img.convert("RGB")
+    """Decode one image as RGB (:func:`vlmr1.data.images.load_rgb`). Cached: GRPO reads each prompt's row once per
+    generation in a row."""
+    return load_rgb(path)
+
+
+def image_error(source: str, path: str, error: BaseException) -> DataError:
+    """The error for an image that fails to load while a run uses it (``source`` is the row's ``file:line``)."""
+    file, _, line = source.rpartition(":")
+    return DataError(file or source, int(line) if line.isdigit() else None,
+                     f"image {path} does not load ({type(error).__name__}: {error})",
+                     "replace or remove the image (`vlmr1 data check` decodes every image), then rerun the same "
+                     "command: training resumes from its last checkpoint", kind="corrupt_image")
 
 
 @dataclass
@@ -159,14 +156,15 @@ class LoadedData:
 
 def load_sources(sources: Sequence[SourceFile], task_type: str = "default",
                  validate_method: Callable[[str], None] | None = None, check_images: bool = True,
-                 num_threads: int = 16) -> LoadedData:
-    """Read and check every file; nothing is decoded.
+                 num_threads: int | None = None) -> LoadedData:
+    """Read and check every file, and decode every image once (unless ``check_images`` is False).
 
     Args:
         sources: from :func:`pair_sources`.
         task_type: stored on every row (reward functions see it as ``task_type``).
         validate_method: raises ValueError for an unknown accuracy method; errors are re-raised with file:line.
-        check_images: verify every referenced image exists and has a readable header.
+        check_images: decode every referenced image once (good ones are remembered, see :mod:`vlmr1.data.images`).
+        num_threads: decoding threads (default: one per core, plus 4).
 
     Returns:
         :class:`LoadedData` with column lists ready for ``Dataset.from_dict``.
@@ -194,16 +192,16 @@ def load_sources(sources: Sequence[SourceFile], task_type: str = "default",
             cols["extra"].append(json.dumps(sample.extra))
             extra_keys.update(dict.fromkeys(sample.extra))
     if check_images and image_checks:
-        with ThreadPoolExecutor(num_threads) as pool:
-            problems = list(pool.map(lambda check: check_image(check[2]), image_checks))
-        bad = [(f, n, p, msg) for (f, n, p), msg in zip(image_checks, problems) if msg]
+        problems = image_problems([path for _, _, path in image_checks], num_threads)
+        bad = [(f, n, problems[p]) for f, n, p in image_checks if p in problems]
         if bad:
-            first_file, first_line, first_path, first_msg = bad[0]
-            others = [f"{f}:{n}: {p}: {msg}" for f, n, p, msg in bad[1:MAX_REPORTED_ERRORS]]
+            (first_file, first_line, (kind, first_msg)), others = bad[0], bad[1:MAX_REPORTED_ERRORS]
             more = len(bad) - 1 - len(others)
             raise DataError(first_file, first_line, "\n".join(
-                [f"{first_path}: {first_msg}", *others] + ([f"... and {more} more"] if more else [])),
-                "the image path is os.path.join(<image folder>, <image>): check --image_folders")
+                [first_msg, *(f"{f}:{n}: {k}: {msg}" for f, n, (k, msg) in others)]
+                + ([f"... and {more} more"] if more else [])),
+                "the image path is os.path.join(<image folder>, <image>): check --image_folders, and replace "
+                "images that do not decode (`vlmr1 data check` lists every one)", kind=kind)
     cols["task_type"] = [task_type] * len(cols["id"])
     reserved = set(cols) | {"prompt", "original_sizes", "frame_sizes"}
     clash = [k for k in extra_keys if k in reserved]
@@ -232,7 +230,11 @@ def load_checked_data(data_file_paths, image_folders, reward_method=None, task_t
     from vlmr1.rewards import validate_accuracy_method
     from vlmr1.tasks import get_task
 
-    task = get_task(task_type)
+    try:
+        task = get_task(task_type)
+    except ValueError as e:
+        raise DataError("--task_type", None, str(e), "`vlmr1 rewards` and the README's task table list the tasks",
+                        kind="bad_argument") from e
     sources = pair_sources(data_file_paths, image_folders, reward_method)
     data = load_sources(sources, task_type=task.name, validate_method=validate_accuracy_method,
                         check_images=check_images)
@@ -263,7 +265,12 @@ def make_row_transform(extra_keys: Sequence[str], format_question: Callable[[str
             if format_question is not None:
                 last_user = max(i for i, (role, _) in enumerate(messages) if role == "user")
                 messages[last_user][1] = format_question(messages[last_user][1])
-            images = [load_image(p) for p in paths]
+            images = []
+            for path in paths:
+                try:
+                    images.append(load_image(path))
+                except Exception as e:  # noqa: BLE001 - named with its file:line instead of a bare decoder error
+                    raise image_error(batch["source"][len(out["prompt"])], path, e) from e
             out["prompt"].append(to_chat_messages([tuple(m) for m in messages]))
             out["images"].append(images)
             out["original_sizes"].append([list(img.size) for img in images])

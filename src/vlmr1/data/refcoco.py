@@ -22,7 +22,6 @@ Files are written atomically (:mod:`vlmr1.fileio`).
 
 from __future__ import annotations
 
-import argparse
 import builtins
 import json
 import os
@@ -30,6 +29,8 @@ import pickle
 from collections.abc import Sequence
 from typing import Any
 
+from vlmr1.arguments import CommandParser
+from vlmr1.errors import UserError
 from vlmr1.fileio import write_jsonl
 from vlmr1.geometry.boxes import xywh_to_xyxy
 
@@ -138,11 +139,10 @@ def convert_refs(refs: Sequence[dict[str, Any]], instances: dict[str, Any], pref
     return by_split
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> CommandParser:
     """The ``vlmr1 data refcoco`` argument parser."""
-    parser = argparse.ArgumentParser(prog="vlmr1 data refcoco",
-                                     description="Convert REFER annotations (RefCOCO/+/g) to vlmr1 jsonl, one file "
-                                                 "per split.")
+    parser = CommandParser(prog="vlmr1 data refcoco",
+                           description="Convert REFER annotations (RefCOCO/+/g) to vlmr1 jsonl, one file per split.")
     parser.add_argument("--refs", required=True, help="folder with refs(unc|umd|google).p and instances.json "
                                                       "(or its parent holding one folder per dataset)")
     parser.add_argument("--images", required=True, help="COCO image folder (e.g. train2014/); 'image' paths are "
@@ -165,14 +165,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, int]:
     """
     args = build_parser().parse_args(argv)
     split_by = args.split_by or DEFAULT_SPLIT_BY[args.dataset]
-    refs_path, instances_path = find_refer_files(args.refs, args.dataset, split_by)
-    refs = load_refs(refs_path)
-    with open(instances_path, encoding="utf-8") as f:
-        instances = json.load(f)
     prefix = FILE_PREFIX[args.dataset] + ("" if split_by == DEFAULT_SPLIT_BY[args.dataset] else f"_{split_by}")
+    try:
+        refs_path, instances_path = find_refer_files(args.refs, args.dataset, split_by)
+        refs = load_refs(refs_path)
+        with open(instances_path, encoding="utf-8-sig") as f:
+            instances = json.load(f)
+        by_split = convert_refs(refs, instances, prefix)
+    except (OSError, ValueError) as e:  # missing files, a foreign pickle, bad JSON, refs of another dataset
+        raise UserError(str(e), where=args.refs, kind="bad_refer_data",
+                        fix="--refs is the folder holding refs(...).p and instances.json of one REFER dataset") from e
     written: dict[str, int] = {}
     missing: set[str] = set()
-    for split, rows in convert_refs(refs, instances, prefix).items():
+    for split, rows in by_split.items():
         missing.update(r["image"] for r in rows if not os.path.isfile(os.path.join(args.images, r["image"])))
         path = os.path.join(args.output_dir, f"{prefix}_{split}.jsonl")
         written[path] = write_jsonl(path, rows)

@@ -18,23 +18,27 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from vlmr1.errors import UserError
+
 IMAGE_PLACEHOLDER = "<image>"
 ROLE_BY_SPEAKER = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 # Keys the loader consumes; everything else on a line is an extra field passed through to the rewards.
 RESERVED_KEYS = {"id", "image", "conversations", "accu_reward_method"}
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad input data. The message always names the file, the line (1-based) and what to fix.
 
     ``kind`` sorts the problem for ``vlmr1 data check``: ``bad_line`` (the schema), ``bad_json``, ``image_count``,
-    ``empty_answer``.
+    ``empty_answer``, ``missing_image``, ``corrupt_image``.
     """
 
-    def __init__(self, path: str, line: int | None, problem: str, fix: str = "", kind: str = "bad_line"):
-        self.path, self.line, self.problem, self.fix, self.kind = path, line, problem, fix, kind
-        where = f"{path}:{line}" if line is not None else path
-        super().__init__(f"{where}: {problem}" + (f"\n  fix: {fix}" if fix else ""))
+    def __init__(self, path: str, line: int | None = None, problem: str = "", fix: str = "", kind: str = "bad_line"):
+        super().__init__(problem, where=path, line=line, fix=fix, kind=kind)
+
+    @property
+    def path(self) -> str:
+        return self.where
 
 
 @dataclass
@@ -95,6 +99,10 @@ def parse_line(text: str, path: str, line_no: int) -> Sample:
             raise DataError(path, line_no, f"conversations[{k}].from is {turn['from']!r}",
                             f"use one of {sorted(ROLE_BY_SPEAKER)}")
         value = turn["value"]
+        if value is None:  # json.dumps would make it the answer "null"
+            raise DataError(path, line_no, f"conversations[{k}].value is null",
+                            'write the text, e.g. {"from": "gpt", "value": "3"}',
+                            kind="empty_answer" if k == len(conversations) - 1 else "bad_line")
         turns.append((role, value if isinstance(value, str) else json.dumps(value)))
     if turns[-1][0] != "assistant":
         raise DataError(path, line_no, "the last turn must be the answer (from 'gpt')",

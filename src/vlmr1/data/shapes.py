@@ -19,7 +19,6 @@ fits to the true mask (integer pixels by default), in pixels of the image, which
 
 from __future__ import annotations
 
-import argparse
 import functools
 import json
 import math
@@ -34,8 +33,12 @@ from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
+from vlmr1.arguments import CommandParser, integer, number
+from vlmr1.errors import bad_argument
 from vlmr1.fileio import write_jsonl
 from vlmr1.geometry import DEFAULT_TERMS, encode_mask_rles, mask_to_bbox, mask_to_rle, polygon_to_mask
+from vlmr1.geometry.contours import MAX_TERMS
+from vlmr1.workers import die_with_parent
 
 __all__ = ["COLORS", "KINDS", "STAR_SHAPED_KINDS", "Shape", "make_scene", "describe", "generate", "main"]
 
@@ -49,6 +52,8 @@ STAR_SHAPED_KINDS = frozenset(KINDS) - {"crescent"}
 SMALL_R, LARGE_R = 15.0, 21.0
 # Outer radius (px at 112 px) of the single shape of a "solo" image.
 SOLO_RADIUS = (34.0, 50.0)
+MAX_DECIMALS = 6  # 1e-6 px is below any rasteriser's resolution
+MAX_SHAPES = 12  # more do not fit a 112 px image apart
 
 
 @dataclass
@@ -228,7 +233,8 @@ def _fit_all(rles: list[dict], terms: int, decimals: int, workers: int, progress
             bar.update(len(chunk))
     else:
         # spawn: the demo calls this with torch loaded, whose threads do not survive a fork
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             for chunk in pool.map(fit, chunks):
                 out += chunk
                 bar.update(len(chunk))
@@ -296,9 +302,16 @@ def generate(output_dir: str, num_train: int, num_val: int, seed: int = 0, image
         ``{"train": path, "val": path, "image_folder": output_dir}``.
     """
     if image_size < 56:
-        raise ValueError(f"--image_size must be at least 56, got {image_size}")
+        raise bad_argument("--image_size", f"must be at least 56, got {image_size}")
     if not 1 <= min_shapes <= max_shapes:
-        raise ValueError(f"need 1 <= min_shapes <= max_shapes, got {min_shapes}, {max_shapes}")
+        raise bad_argument("--min_shapes", f"need 1 <= min_shapes <= max_shapes, got {min_shapes}, {max_shapes}")
+    if num_train < 0 or num_val < 0 or num_train + num_val < 1:
+        raise bad_argument("--num_train", f"need line counts >= 0 and at least one line, got {num_train} train and "
+                           f"{num_val} val")
+    if queries_per_image < 1:  # 0 would never fill a split
+        raise bad_argument("--queries_per_image", f"must be at least 1, got {queries_per_image}")
+    if not 0 <= decimals <= MAX_DECIMALS:  # negative decimals round the contour away (fit_iou 0)
+        raise bad_argument("--decimals", f"must be in [0, {MAX_DECIMALS}], got {decimals}")
     os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
     train_rng, val_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     paths = {"image_folder": output_dir}
@@ -318,23 +331,25 @@ def main(argv: list[str] | None = None) -> dict[str, str]:
     Returns:
         The paths from :func:`generate`.
     """
-    p = argparse.ArgumentParser(prog="vlmr1 data shapes", description=__doc__.split("\n\n")[0])
+    p = CommandParser(prog="vlmr1 data shapes", description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", required=True)
-    p.add_argument("--num_train", type=int, default=2000)
-    p.add_argument("--num_val", type=int, default=200)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image_size", type=int, default=112, help="square side; a multiple of 28 keeps the "
-                   "Qwen2.5-VL frame equal to the image")
-    p.add_argument("--min_shapes", type=int, default=1)
-    p.add_argument("--max_shapes", type=int, default=4)
-    p.add_argument("--background", type=int, default=None, help="grey level of every background (default: a "
-                   "random tinted grey per image)")
-    p.add_argument("--solo", type=float, default=0.0, help="share of images holding one large shape")
-    p.add_argument("--queries_per_image", type=int, default=2)
-    p.add_argument("--terms", type=int, default=DEFAULT_TERMS)
-    p.add_argument("--decimals", type=int, default=0, help="rounding of the answer numbers (0: integers)")
+    p.add_argument("--num_train", type=integer(0), default=2000)
+    p.add_argument("--num_val", type=integer(0), default=200)
+    p.add_argument("--seed", type=integer(0), default=0)
+    p.add_argument("--image_size", type=integer(56, 4096), default=112, help="square side; a multiple of 28 keeps "
+                   "the Qwen2.5-VL frame equal to the image")
+    p.add_argument("--min_shapes", type=integer(1, MAX_SHAPES), default=1)
+    p.add_argument("--max_shapes", type=integer(1, MAX_SHAPES), default=4)
+    p.add_argument("--background", type=integer(0, 255), default=None, help="grey level of every background "
+                   "(default: a random tinted grey per image)")
+    p.add_argument("--solo", type=number(0, 1), default=0.0, help="share of images holding one large shape")
+    p.add_argument("--queries_per_image", type=integer(1), default=2)
+    p.add_argument("--terms", type=integer(2, MAX_TERMS), default=DEFAULT_TERMS)
+    p.add_argument("--decimals", type=integer(0, MAX_DECIMALS), default=0,
+                   help="rounding of the answer numbers (0: integers)")
     p.add_argument("--compact", action="store_true", help="answer JSON without spaces (fewer tokens)")
-    p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="contour-fitting processes")
+    p.add_argument("--workers", type=integer(1, 256), default=min(2, os.cpu_count() or 1),
+                   help="contour-fitting processes")
     a = p.parse_args(argv)
     paths = generate(a.output_dir, a.num_train, a.num_val, a.seed, a.image_size, a.min_shapes, a.max_shapes,
                      a.background, a.solo, a.queries_per_image, a.terms, a.decimals, a.compact, a.workers)

@@ -16,7 +16,6 @@ Stages, top to bottom (each one timed, with a progress bar):
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import time
@@ -25,6 +24,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from vlmr1.arguments import CommandParser, integer, number
 from vlmr1.tasks.base import Task
 from vlmr1.tasks.seg import SEG_DEMO
 
@@ -266,14 +266,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     Returns:
         What :func:`run` returns.
     """
-    p = argparse.ArgumentParser(prog="vlmr1 demo", description=__doc__.split("\n\n")[0])
+    p = CommandParser(prog="vlmr1 demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--output_dir", default="runs/demo")
     p.add_argument("--quick", action="store_true", help="a few steps of each stage (seconds; for tests)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--minutes", type=float, default=FULL.minutes,
+    p.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
+    p.add_argument("--minutes", type=number(0, low_open=True), default=FULL.minutes,
                    help="wall time of the whole demo; SFT and GRPO share what the other stages leave "
                         f"(default {FULL.minutes:g}; more time, better scores)")
-    p.add_argument("--started_at", type=float, default=None,
+    p.add_argument("--started_at", type=number(0), default=None,
                    help="epoch seconds the time budget counts from (make demo passes when it began, so that "
                         "setting up .venv counts too)")
     a = p.parse_args(argv)

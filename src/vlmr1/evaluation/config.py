@@ -8,9 +8,16 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
-from trl import TrlParser
+from vlmr1.arguments import out_of_range, range_text, trl_parser
+from vlmr1.errors import UserError, bad_argument
+
+# flag -> (low, high, low_open, high_open); unset (None) flags are not checked
+RANGES = {"batch_size": (1, None, False, False), "max_new_tokens": (1, None, False, False),
+          "num_samples": (1, None, False, False), "min_pixels": (1, None, False, False),
+          "max_pixels": (1, None, False, False), "vllm_gpu_memory_utilization": (0, 1, True, False),
+          "vllm_max_model_len": (1, None, False, False)}
 
 
 @dataclass
@@ -40,17 +47,20 @@ class EvalArguments:
     dtype: str = field(default="auto", metadata={"help": "weights dtype: auto (the checkpoint's), bfloat16, float32, ..."})
     attn_implementation: str = field(default=None, metadata={"help": "e.g. sdpa, flash_attention_2"})
     model_revision: str = field(default=None, metadata={"help": "Hub revision of --model"})
-    check_images: bool = field(default=True, metadata={"help": "check every image header before loading the model"})
+    check_images: bool = field(default=True, metadata={"help": "decode every image once before loading the model "
+                                                                "(good files are remembered by size and mtime)"})
     vllm_gpu_memory_utilization: float = field(default=0.9, metadata={"help": "vLLM's GPU memory fraction"})
     vllm_max_model_len: int = field(default=None, metadata={"help": "vLLM context length (default: the model's)"})
 
     def __post_init__(self):
         # Checked here so a typo stops the run before data or model loading.
-        for name in ("batch_size", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name} must be at least 1, got {getattr(self, name)}")
-        if self.num_samples is not None and self.num_samples < 1:
-            raise ValueError(f"--num_samples must be at least 1 (or left out for all), got {self.num_samples}")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in RANGES and value is not None:
+                problem = out_of_range(value, *RANGES[f.name])
+                if problem:
+                    raise bad_argument(f"--{f.name}", problem, f"give --{f.name} a value {range_text(*RANGES[f.name])}"
+                                       + (" (or leave it out)" if f.default is None else ""))
 
 
 def parse_eval_args(argv: list[str] | None = None) -> EvalArguments:
@@ -62,5 +72,14 @@ def parse_eval_args(argv: list[str] | None = None) -> EvalArguments:
     Returns:
         The :class:`EvalArguments`.
     """
-    (args,) = TrlParser((EvalArguments,)).parse_args_and_config(args=argv)
+    try:
+        (args,) = trl_parser((EvalArguments,), prog="vlmr1 eval").parse_args_and_config(args=argv)
+    except UserError:
+        raise
+    except OSError as e:  # --config FILE that is not there
+        raise UserError(f"cannot read it ({e.strerror})", where=e.filename, kind="bad_recipe") from None
+    except ValueError as e:  # unknown flags or recipe keys
+        problem = str(e).replace("Some specified arguments are not used by the HfArgumentParser", "unknown arguments")
+        raise bad_argument("vlmr1 eval", problem, "`vlmr1 eval --help` lists the flags (abbreviations are not "
+                                                  "accepted)") from None
     return args

@@ -9,9 +9,14 @@
 ``image`` as written in the file, ``conversations``, ``accu_reward_method``, extra fields such as ``bbox`` or
 ``mask``) plus ``prediction`` (the completion text), ``source`` (``file:line``), ``image_folder`` (the image path is
 ``os.path.join(image_folder, image)``), ``task_type``, ``metrics`` (the task's per-sample dict) and, only where the
-task's metric hook raised, ``metric_error``. ``vlmr1 draw --predictions`` reads it.
+task's metric hook raised, ``metric_error`` (``image_error`` where the image no longer loaded mid-run).
+``vlmr1 draw --predictions`` reads it.
 
 ``report.md``: a metric table per file, a few example predictions per file, and the settings.
+
+An evaluation stopped half-way (out of memory, Ctrl-C) writes what it generated as ``predictions.partial.jsonl`` and
+``metrics.partial.json`` (``.rank<N>`` before ``.jsonl``/``.json`` on processes other than 0 under torchrun), with the
+error that stopped it; complete results are never replaced by partial ones.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ def read_original_lines(sources: Iterable[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     for path, lines in wanted.items():
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8-sig") as f:  # a BOM is not part of line 1, as when it was read
                 for line_no, text in enumerate(f, start=1):
                     if line_no in lines:
                         found[f"{path}:{line_no}"] = json.loads(text)
@@ -87,8 +92,9 @@ def prediction_records(predictions: Sequence[Mapping[str, Any]], sources: Sequen
         record.update(prediction=p["prediction"], source=p["source"],
                       image_folder=folders.get(split_source(p["source"])[0]), task_type=task or None,
                       metrics=p["metrics"])
-        if "metric_error" in p:
-            record["metric_error"] = p["metric_error"]
+        for key in ("metric_error", "image_error"):
+            if key in p:
+                record[key] = p[key]
         records.append(record)
     return records
 
@@ -130,6 +136,29 @@ def render_report(per_file_metrics: Mapping[str, Mapping[str, Any]], records: Se
     out += ["## Settings", "", "| setting | value |", "| --- | --- |"]
     out += [f"| {k} | {json.dumps(v, default=_jsonable)} |" for k, v in settings.items()]
     return "\n".join(out) + "\n"
+
+
+def write_partial_outputs(output_dir: str, per_file_metrics: Mapping[str, Mapping[str, Any]],
+                          predictions: Sequence[Mapping[str, Any]], *, error: BaseException, rank: int = 0,
+                          world: int = 1, sources: Sequence[SourceFile] = (), model: str = "", task: str = "",
+                          settings: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Write the predictions of an evaluation that stopped half-way (this process's only, under torchrun).
+
+    Returns:
+        ``{"metrics": path, "predictions": path}``.
+    """
+    from vlmr1 import __version__
+
+    suffix = f".partial.rank{rank}" if world > 1 else ".partial"
+    paths = {"metrics": os.path.join(output_dir, f"metrics{suffix}.json"),
+             "predictions": os.path.join(output_dir, f"predictions{suffix}.jsonl")}
+    records = prediction_records(sorted(predictions, key=lambda p: p["index"]), sources, task)
+    atomic_write(paths["predictions"], (json.dumps(r, ensure_ascii=False, default=_jsonable) for r in records))
+    summary = {"model": model, "task": task, "complete": False, "stopped_by": f"{type(error).__name__}: {error}",
+               "rank": rank, "world_size": world, "metrics": per_file_metrics, "settings": dict(settings or {}),
+               "vlmr1_version": __version__, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    atomic_write(paths["metrics"], json.dumps(summary, indent=2, ensure_ascii=False, default=_jsonable) + "\n")
+    return paths
 
 
 def write_outputs(output_dir: str, per_file_metrics: Mapping[str, Mapping[str, Any]],

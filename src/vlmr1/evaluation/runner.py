@@ -23,7 +23,7 @@ from vlmr1.data.loading import CheckedData, LoadedData, build_dataset, load_chec
 from vlmr1.data.schema import DataError
 from vlmr1.evaluation.config import EvalArguments
 from vlmr1.evaluation.generation import TransformersGenerator, VLLMGenerator
-from vlmr1.evaluation.report import split_source, write_outputs
+from vlmr1.evaluation.report import split_source, write_outputs, write_partial_outputs
 from vlmr1.tasks import Task
 
 logger = logging.getLogger(__name__)
@@ -82,6 +82,15 @@ def score_sample(task: Task, index: int, row: Mapping[str, Any], text: str) -> d
     return record
 
 
+def image_failure(rows: Any, index: int, error: DataError) -> dict[str, Any]:
+    """The record of a row whose image failed to load mid-run: no prediction, metrics None (scored as wrong)."""
+    logger.warning("%s; skipped and scored as wrong", error)
+    raw = rows.with_format(None)[index] if hasattr(rows, "with_format") else {}
+    source = raw.get("source") or (f"{error.where}:{error.line}" if error.line else str(error.where))
+    return {"index": index, "id": raw.get("id"), "source": source, "solution": raw.get("solution"),
+            "prediction": "", "metrics": None, "image_error": error.problem}
+
+
 def score_predictions(task: Task, rows: Sequence[Mapping[str, Any]], texts: Sequence[str]) -> list[dict[str, Any]]:
     """Score given completion texts against rows (no model): the records :func:`aggregate_by_file` takes."""
     if len(rows) != len(texts):
@@ -106,7 +115,8 @@ def aggregate_by_file(task: Task, predictions: Sequence[Mapping[str, Any]]) -> d
 
     Returns:
         ``{file: metrics}`` in the order the files first appear; ``num_metric_errors`` is added where a metric hook
-        raised, ``aggregate_error`` where the aggregation itself did.
+        raised, ``num_image_errors`` where images failed to load, ``aggregate_error`` where the aggregation itself
+        did.
     """
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for p in predictions:
@@ -119,9 +129,10 @@ def aggregate_by_file(task: Task, predictions: Sequence[Mapping[str, Any]]) -> d
             logger.exception("%s: aggregating task %r metrics failed", file, task.name)
             metrics = {"aggregate_error": f"{type(e).__name__}: {e}"}
         metrics["num_samples"] = len(preds)
-        errors = sum("metric_error" in p for p in preds)
-        if errors:
-            metrics["num_metric_errors"] = errors
+        for key, name in (("metric_error", "num_metric_errors"), ("image_error", "num_image_errors")):
+            errors = sum(key in p for p in preds)
+            if errors:
+                metrics[name] = errors
         out[file] = metrics
     return out
 
@@ -144,8 +155,8 @@ def gather_to_main(local: list[Any]) -> list[Any]:
 
 
 def evaluate(model: Any, processor: Any, rows: Sequence[Mapping[str, Any]], task: Task, batch_size: int = 8,
-             max_new_tokens: int = 256, *, generator: Generator | None = None,
-             progress: bool = True) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+             max_new_tokens: int = 256, *, generator: Generator | None = None, progress: bool = True,
+             collected: list | None = None) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
     """Greedy-generate on every row, score with the task's hooks, aggregate per data file.
 
     Args:
@@ -158,12 +169,16 @@ def evaluate(model: Any, processor: Any, rows: Sequence[Mapping[str, Any]], task
         max_new_tokens: longest completion.
         generator: ``rows -> texts`` to use instead of transformers (e.g. a :class:`VLLMGenerator`).
         progress: show a tqdm bar over batches (on rank 0).
+        collected: a list that receives this process's records as they are made, so a caller can save them when
+            the run stops half-way (:func:`run_eval` writes them as partial predictions).
 
     Returns:
         ``(per_file_metrics, predictions)``: ``{file: metrics}`` (see :func:`aggregate_by_file`) and one record per
         row in row order (see :func:`score_sample`). Ranks other than 0 return ``({}, [])``.
 
-    Under torch.distributed every rank must call it (rank 0 waits for the others' predictions).
+    Under torch.distributed every rank must call it (rank 0 waits for the others' predictions). A row whose image
+    fails to load is logged with its file:line and scored as a wrong answer (``image_error`` in its record,
+    ``num_image_errors`` in its file's metrics).
     """
     if model is None and generator is None:
         raise ValueError("evaluate() needs a model, or a generator such as VLLMGenerator")
@@ -173,19 +188,24 @@ def evaluate(model: Any, processor: Any, rows: Sequence[Mapping[str, Any]], task
     was_training = bool(getattr(model, "training", False))
     if model is not None:
         model.eval()
-    local: list[dict[str, Any]] = []
+    local: list[dict[str, Any]] = collected if collected is not None else []
     try:
         starts = range(0, len(indices), batch_size)
         for start in tqdm(starts, desc=f"eval {task.name}", unit="batch", disable=not progress or rank != 0):
-            batch_indices = indices[start:start + batch_size]
-            batch = [rows[i] for i in batch_indices]
-            texts = generator(batch)
+            batch_indices, batch = [], []
+            for i in indices[start:start + batch_size]:
+                try:
+                    batch.append(rows[i])
+                    batch_indices.append(i)
+                except DataError as e:  # an image that no longer loads: that sample is scored wrong, the run goes on
+                    local.append(image_failure(rows, i, e))
+            texts = generator(batch) if batch else []
             local.extend(score_sample(task, i, row, text)
                          for i, row, text in zip(batch_indices, batch, texts, strict=True))
     finally:
         if was_training:
             model.train()
-    predictions = sorted(gather_to_main(local), key=lambda p: p["index"])
+    predictions = sorted(gather_to_main(list(local)), key=lambda p: p["index"])
     if rank != 0:
         return {}, []
     return aggregate_by_file(task, predictions), predictions
@@ -222,19 +242,28 @@ def run_eval(args: EvalArguments) -> tuple[dict[str, dict[str, Any]], list[dict[
             revision=args.model_revision)
     else:
         model = load_model(family, args.model, args.dtype, args.attn_implementation, args.model_revision).to(device)
-    metrics, predictions = evaluate(model, processor, rows, checked.task, args.batch_size, args.max_new_tokens,
-                                    generator=generator)
+    pixels = frame_settings_from_processor(processor)
+    settings = {
+        "data_file_paths": [s.path for s in checked.sources],
+        "image_folders": [s.image_folder for s in checked.sources],
+        "reward_method": args.reward_method, "num_samples": args.num_samples, "batch_size": args.batch_size,
+        "max_new_tokens": args.max_new_tokens, "decoding": "greedy",
+        "backend": "vllm" if args.use_vllm else "transformers", "dtype": args.dtype,
+        "min_pixels": pixels["min_pixels"], "max_pixels": pixels["max_pixels"], "world_size": world,
+    }
+    done: list[dict[str, Any]] = []
+    try:
+        metrics, predictions = evaluate(model, processor, rows, checked.task, args.batch_size, args.max_new_tokens,
+                                        generator=generator, collected=done)
+    except BaseException as e:  # out of memory, Ctrl-C, a crash: keep what was generated
+        if done:
+            paths = write_partial_outputs(args.output_dir, aggregate_by_file(checked.task, done), done, error=e,
+                                          rank=rank, world=world, sources=checked.sources, model=args.model,
+                                          task=checked.task.name, settings=settings)
+            logger.warning("stopped after %d of %d sample(s) on this process; wrote %s", len(done),
+                           len(range(rank, len(rows), world)), ", ".join(paths.values()))
+        raise
     if rank == 0:
-        pixels = frame_settings_from_processor(processor)
-        settings = {
-            "data_file_paths": [s.path for s in checked.sources], "image_folders": [s.image_folder for s in
-                                                                                    checked.sources],
-            "reward_method": args.reward_method, "num_samples": args.num_samples, "batch_size": args.batch_size,
-            "max_new_tokens": args.max_new_tokens, "decoding": "greedy",
-            "backend": "vllm" if args.use_vllm else "transformers", "dtype": args.dtype,
-            "min_pixels": pixels["min_pixels"], "max_pixels": pixels["max_pixels"],
-            "world_size": world,
-        }
         paths = write_outputs(args.output_dir, metrics, predictions, sources=checked.sources, model=args.model,
                               task=checked.task.name, settings=settings)
         logger.info("wrote %s", ", ".join(paths.values()))

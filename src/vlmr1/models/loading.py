@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 
+from vlmr1.errors import UserError, bad_argument
 from vlmr1.models.families import Family, get_family
 
 logger = logging.getLogger(__name__)
@@ -16,20 +17,33 @@ logger = logging.getLogger(__name__)
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 
 
+def looks_local(path: str) -> bool:
+    """Whether ``path`` can only be a folder (a Hub id is ``name`` or ``org/name``)."""
+    return (path.startswith(("/", "./", "../", "~")) or path.endswith("/") or path.count("/") > 1
+            or os.sep != "/" and os.sep in path)
+
+
 def check_model_folder(path: str) -> None:
-    """Explain what a local model folder lacks (transformers' own errors name the wrong file)."""
+    """Explain what a local model folder lacks (transformers' own errors name the wrong file, or the Hub)."""
+    if not path:
+        raise bad_argument("--model_name_or_path", "no model given", "give a model folder or a Hub id")
     if not os.path.isdir(path):
+        if looks_local(path) or os.path.exists(path):
+            raise UserError("no such model folder", where=path, kind="bad_model",
+                            fix="give the folder of a saved model (config.json, weights, processor) or a Hub id")
         return
     if not os.path.isfile(os.path.join(path, "config.json")):
         if os.path.isfile(os.path.join(path, "adapter_config.json")):
-            raise ValueError(f"{path} holds a LoRA adapter, not a full model: merge it first (peft: "
-                             "PeftModel.from_pretrained(base, dir).merge_and_unload().save_pretrained(out), "
-                             "then copy the processor files into out) and use the merged folder")
-        raise ValueError(f"{path} has no config.json: give a model checkpoint folder or a Hub id")
+            raise UserError("holds a LoRA adapter, not a full model", where=path, kind="bad_model",
+                            fix="merge it first (peft: PeftModel.from_pretrained(base, dir).merge_and_unload()"
+                                ".save_pretrained(out), then copy the processor files into out) and use the merged "
+                                "folder")
+        raise UserError("has no config.json", where=path, kind="bad_model",
+                        fix="give a model checkpoint folder or a Hub id")
     if not any(os.path.isfile(os.path.join(path, f)) for f in PROCESSOR_FILES):
-        raise ValueError(f"{path} has no processor ({' / '.join(PROCESSOR_FILES)} missing): save it next to the "
-                         "weights, e.g. AutoProcessor.from_pretrained(<base model>).save_pretrained("
-                         f"'{path}'), with the --max_pixels the model was trained with")
+        raise UserError(f"has no processor ({' / '.join(PROCESSOR_FILES)} missing)", where=path, kind="bad_model",
+                        fix="save it next to the weights, e.g. AutoProcessor.from_pretrained(<base model>)"
+                            f".save_pretrained('{path}'), with the --max_pixels the model was trained with")
 
 
 def set_pixel_limits(processor, min_pixels: int | None, max_pixels: int | None) -> None:
@@ -41,7 +55,8 @@ def set_pixel_limits(processor, min_pixels: int | None, max_pixels: int | None) 
     if max_pixels is not None:
         size["longest_edge"] = max_pixels
     if size["shortest_edge"] > size["longest_edge"]:
-        raise ValueError(f"--min_pixels {size['shortest_edge']} is above --max_pixels {size['longest_edge']}")
+        raise bad_argument("--min_pixels", f"{size['shortest_edge']} is above --max_pixels {size['longest_edge']}",
+                           "give --min_pixels at most --max_pixels")
     image_processor.size = {"shortest_edge": size["shortest_edge"], "longest_edge": size["longest_edge"]}
 
 
@@ -51,7 +66,17 @@ def load_processor(path: str, revision: str | None = None, min_pixels: int | Non
     from transformers import AutoConfig, AutoProcessor
 
     check_model_folder(path)
-    family = get_family(AutoConfig.from_pretrained(path, revision=revision).model_type)
+    try:
+        config = AutoConfig.from_pretrained(path, revision=revision)
+    except OSError as e:  # not a folder here, and the Hub could not provide it (offline, typo, gated)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"not a model folder here, and the Hub could not provide it ({first})", where=path,
+                        kind="bad_model", fix="give the folder of a saved model, or a Hub id (with network access "
+                                              "or a filled Hugging Face cache)") from e
+    try:
+        family = get_family(config.model_type)
+    except ValueError as e:
+        raise UserError(str(e), where=path, kind="bad_model") from e
     processor = AutoProcessor.from_pretrained(path, revision=revision)
     if not hasattr(processor, "image_processor"):
         raise ValueError(f"{path} has a tokenizer but no image processor: save the processor next to the checkpoint "

@@ -21,6 +21,9 @@ import yaml
 from accelerate import PartialState
 from trl import GRPOConfig, ModelConfig, TrlParser
 
+from vlmr1.arguments import trl_parser
+from vlmr1.errors import UserError, bad_argument
+from vlmr1.training.flag_checks import check_flag_values
 from vlmr1.training.vlm_r1_flags import VLMR1CompatArguments, accept_bare_bool_flags, translate
 
 
@@ -46,7 +49,8 @@ class VLMR1Arguments:
     min_pixels: int = field(default=None, metadata={"help": "smallest image area fed to the model, in pixels "
                                                              "(default: the processor's, 3136 for Qwen2.5-VL)"})
     freeze_vision_modules: bool = field(default=False, metadata={"help": "train the language model only"})
-    check_images: bool = field(default=True, metadata={"help": "check every image header before training"})
+    check_images: bool = field(default=True, metadata={"help": "decode every image once before training (good files "
+                                                                "are remembered by size and mtime)"})
 
 
 @dataclass
@@ -90,18 +94,37 @@ def deepspeed_over_gloo(deepspeed, accelerator_config) -> bool:
 
 
 def make_parser() -> TrlParser:
-    """The parser for ``vlmr1 train``: (VLMR1Arguments, VLMR1GRPOConfig, ModelConfig) and VLM-R1's other flags."""
-    parser = TrlParser((VLMR1Arguments, VLMR1GRPOConfig, ModelConfig, VLMR1CompatArguments))
+    """The parser for ``vlmr1 train``: (VLMR1Arguments, VLMR1GRPOConfig, ModelConfig) and VLM-R1's other flags;
+    abbreviated flags are refused, as unknown recipe keys are."""
+    parser = trl_parser((VLMR1Arguments, VLMR1GRPOConfig, ModelConfig, VLMR1CompatArguments), prog="vlmr1 train")
     accept_bare_bool_flags(parser)
     return parser
 
 
+def read_recipe(path: str) -> dict:
+    """A YAML recipe as a mapping; a missing file or bad YAML is a ``bad_recipe`` error naming the file (and line)."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            recipe = yaml.safe_load(f)
+    except OSError as e:
+        raise UserError(f"cannot read the recipe ({e.strerror})", where=path, kind="bad_recipe",
+                        fix="give --config the path of a YAML file (recipes/<task>/*.yaml)") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise UserError(f"not valid YAML ({getattr(e, 'problem', None) or e})", where=path,
+                        line=mark.line + 1 if mark else None, kind="bad_recipe",
+                        fix="one `flag_name: value` per line") from None
+    if not isinstance(recipe, dict):
+        raise UserError("must hold a YAML mapping of flag names to values", where=path, kind="bad_recipe")
+    return recipe
+
+
 def read_flags(argv: list[str] | None = None) -> argparse.Namespace:
     """Flags over ``--config recipe.yaml`` as one namespace, VLM-R1's flags translated
-    (:mod:`vlmr1.training.vlm_r1_flags`); touches no process state or environment.
+    (:mod:`vlmr1.training.vlm_r1_flags`), numbers range-checked; touches no process state or environment.
 
     Raises:
-        ValueError: a recipe key or flag that no dataclass reads.
+        UserError: a recipe key or flag that no dataclass reads, or a value out of range (``bad_argument``).
     """
     parser = make_parser()
     args = list(sys.argv[1:] if argv is None else argv)
@@ -109,22 +132,22 @@ def read_flags(argv: list[str] | None = None) -> argparse.Namespace:
     if "--config" in args:
         i = args.index("--config")
         args.pop(i)
+        if i >= len(args):
+            raise bad_argument("--config", "needs a path", "--config recipes/<task>/<recipe>.yaml")
         path = args.pop(i)
-        with open(path) as f:
-            recipe = yaml.safe_load(f)
-        if not isinstance(recipe, dict):
-            raise ValueError(f"{path} must hold a YAML mapping of flag names to values")
+        recipe = read_recipe(path)
         env = {str(k): str(v) for k, v in (recipe.pop("env", None) or {}).items()}
         unknown = parser.set_defaults_with_config(**recipe)
         if unknown:
-            raise ValueError(f"{path}: unknown recipe keys {unknown} (no vlmr1/GRPOConfig/ModelConfig flag has these "
-                             "names)")
+            raise UserError(f"unknown recipe keys {unknown[::2]} (no vlmr1/GRPOConfig/ModelConfig flag has these "
+                            "names)", where=path, kind="bad_recipe", fix="`vlmr1 train --help` lists the flags")
     flags, unknown = parser.parse_known_args(args)
     if unknown:
-        raise ValueError(f"unknown arguments {unknown}: `vlmr1 train --help` lists the flags")
+        raise bad_argument("vlmr1 train", f"unknown arguments {unknown}", "`vlmr1 train --help` lists the flags "
+                           "(abbreviations are not accepted)")
     flags.recipe_env = env
     translate(flags)
-    return flags
+    return check_flag_values(flags, parser)
 
 
 def set_up_processes(flags: argparse.Namespace) -> None:
@@ -148,8 +171,15 @@ def set_up_processes(flags: argparse.Namespace) -> None:
 def build_configs(flags: argparse.Namespace) -> tuple[VLMR1Arguments, VLMR1GRPOConfig, ModelConfig]:
     """The three dataclasses from :func:`read_flags`' namespace."""
     values = vars(flags)
-    return tuple(cls(**{f.name: values[f.name] for f in fields(cls) if f.init and f.name in values})
-                 for cls in (VLMR1Arguments, VLMR1GRPOConfig, ModelConfig))
+    configs = []
+    for cls in (VLMR1Arguments, VLMR1GRPOConfig, ModelConfig):
+        try:
+            configs.append(cls(**{f.name: values[f.name] for f in fields(cls) if f.init and f.name in values}))
+        except UserError:
+            raise
+        except ValueError as e:  # TRL's and transformers' own checks of flag combinations
+            raise bad_argument("vlmr1 train", str(e), "change the flags named above") from e
+    return tuple(configs)
 
 
 def parse_train_args(argv: list[str] | None = None) -> tuple[VLMR1Arguments, VLMR1GRPOConfig, ModelConfig]:

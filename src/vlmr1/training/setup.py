@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from vlmr1.data.loading import CheckedData, build_dataset, load_checked_data, split_validation
+from vlmr1.errors import UserError
 from vlmr1.models.loading import load_model, load_processor
 from vlmr1.rewards import get_reward_functions
+from vlmr1.rewards.checked import checked_reward
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +30,12 @@ def check_data(script_args) -> CheckedRun:
                                 script_args.task_type, script_args.check_images)
     logger.info("%d samples from %d file(s); extra fields: %s", len(checked.data), len(checked.sources),
                 checked.data.extra_keys or "none")
-    reward_funcs = get_reward_functions(script_args.reward_funcs or list(checked.task.default_rewards))
-    return CheckedRun(checked, reward_funcs)
+    try:
+        reward_funcs = get_reward_functions(script_args.reward_funcs or list(checked.task.default_rewards))
+    except ValueError as e:
+        raise UserError(str(e), where="--reward_funcs", kind="bad_reward") from e
+    # a plain reward's bad output (a string, NaN, a wrong count) stops the first step with the reward's name
+    return CheckedRun(checked, [checked_reward(fn) for fn in reward_funcs])
 
 
 def make_datasets(run: CheckedRun, frame, val_split_ratio: float, seed: int):
@@ -52,12 +58,12 @@ def check_enough_prompts(num_train: int, training_args) -> None:
     """Refuse a training set smaller than one generation batch: TRL drops the incomplete batch and trains 0 steps."""
     needed = training_args.generation_batch_size * training_args.world_size // training_args.num_generations
     if num_train < needed:
-        raise ValueError(
+        raise UserError(
             f"{num_train} training prompt(s), but one generation batch takes {needed} distinct prompts "
             f"(per_device_train_batch_size {training_args.per_device_train_batch_size} x steps_per_generation "
             f"{training_args.steps_per_generation} x {training_args.world_size} process(es) / num_generations "
-            f"{training_args.num_generations}): add data or lower per_device_train_batch_size / "
-            "gradient_accumulation_steps")
+            f"{training_args.num_generations})", kind="too_little_data",
+            fix="add data or lower per_device_train_batch_size / gradient_accumulation_steps")
 
 
 def build_trainer(script_args, training_args, model_args, run: CheckedRun | None = None) -> Any:

@@ -15,7 +15,6 @@ image and score), :func:`make_grid` (several images in rows).
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -28,6 +27,9 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from vlmr1.arguments import CommandParser, integer
+from vlmr1.data.images import decode_problem, load_rgb, to_rgb
+from vlmr1.errors import UserError
 from vlmr1.fileio import atomic_write
 from vlmr1.tasks import Overlay, Task, get_task, task_for_row
 
@@ -73,7 +75,7 @@ def render_overlay(image: Image.Image, overlay: Overlay | None = None, caption: 
         A new RGB image (image height + caption strip).
     """
     overlay = overlay or Overlay()
-    base = image.convert("RGB")
+    base = to_rgb(image).copy()  # 16-bit and transparent images as the model sees them
     w0, h0 = base.size
     f = min(1.0, max_side / max(w0, h0)) if max_side else 1.0
     if min_side and max(w0, h0) < min_side:
@@ -224,16 +226,64 @@ def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(value))[:60] or "line"
 
 
+class _LineProblem(ValueError):
+    def __init__(self, kind: str, problem: str, fix: str):
+        super().__init__(problem)
+        self.kind, self.problem, self.fix = kind, problem, fix
+
+
+def _draw_line(text: str, args, task: Task | None) -> tuple[Image.Image, float | None, dict]:
+    """One jsonl line drawn, its score and its row; a problem with the line raises :class:`_LineProblem`."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise _LineProblem("bad_json", f"not valid UTF-8 (a bad byte at column {e.start + 1})",
+                           "save the file as UTF-8") from None
+    try:
+        row = json.loads(text)
+    except ValueError as e:
+        raise _LineProblem("bad_json", f"not valid JSON ({e})", "one JSON object per line") from None
+    if not isinstance(row, dict):
+        raise _LineProblem("bad_json", f"a line must be a JSON object, got {type(row).__name__}",
+                           "one JSON object per line with an 'image' path")
+    try:
+        path = _image_path(row, args.image_root)
+    except ValueError as e:
+        raise _LineProblem("bad_line", str(e), "give the line an 'image' path") from None
+    problem = decode_problem(path)
+    if problem is not None:
+        raise _LineProblem(problem[0], problem[1], "pass --image-root (the folder the 'image' paths are relative "
+                                                   "to), or replace the image")
+    gold = _gold_answer(row)
+    if task is None:
+        task = get_task(row["task_type"]) if row.get("task_type") else task_for_row(row, gold)
+    # a truth field the task cannot read (an invalid RLE, a box of strings) would be drawn as no truth at all
+    bad_fields = [message for kind, message in task.check_row(gold, row) if kind == "bad_field"]
+    if bad_fields:
+        raise _LineProblem("bad_field", "; ".join(bad_fields), "`vlmr1 data check` lists every such line")
+    try:
+        drawn, score = render_row(row, load_rgb(path), args.predictions, args.max_side, task)
+    except Exception as e:  # noqa: BLE001 - a field the task cannot draw (an invalid RLE, a box of strings, ...)
+        raise _LineProblem("cannot_draw", f"{type(e).__name__}: {e}",
+                           "`vlmr1 data check` names the field that is wrong") from None
+    return drawn, score, row
+
+
 def main(argv: list[str] | None = None) -> list[Path]:
-    """``vlmr1 draw JSONL --image-root DIR --output OUT [--limit N] [--predictions]``. Returns the written PNGs."""
-    p = argparse.ArgumentParser(prog="vlmr1 draw", description=__doc__.split("\n\n")[0])
+    """``vlmr1 draw JSONL --image-root DIR --output OUT [--limit N] [--predictions]``. Returns the written PNGs.
+
+    A line that cannot be drawn (bad JSON, a missing or undecodable image, a field the task cannot read) is reported
+    as ``file:line: kind: what (fix: ...)`` on stderr and skipped; when no line can be drawn, that is the error.
+    """
+    p = CommandParser(prog="vlmr1 draw", description=__doc__.split("\n\n")[0])
     p.add_argument("jsonl", help="dataset jsonl (vlmr1 data coco/refcoco) or eval predictions.jsonl")
     p.add_argument("--image-root", "--image_root", dest="image_root",
                    help="folder the 'image' paths are relative to (predictions: default the line's image_folder)")
     p.add_argument("--output", required=True, help="folder for the PNGs")
-    p.add_argument("--limit", type=int, default=None, help="draw only the first N lines")
+    p.add_argument("--limit", type=integer(1), default=None, help="draw only the first N lines")
     p.add_argument("--predictions", action="store_true", help="draw the 'prediction' field (model frame)")
-    p.add_argument("--max_side", type=int, default=MAX_SIDE, help="longer side of each PNG's image part")
+    p.add_argument("--max_side", type=integer(16, 16384), default=MAX_SIDE,
+                   help="longer side of each PNG's image part")
     p.add_argument("--task_type", "--task-type", default=None,
                    help="the task that draws the lines (default: a line's task_type, else the task that holds its "
                         "truth fields and reads its answer)")
@@ -244,28 +294,24 @@ def main(argv: list[str] | None = None) -> list[Path]:
         task = get_task(args.task_type) if args.task_type else None
     except ValueError as e:
         p.error(str(e))
+    if not os.path.isfile(args.jsonl):
+        raise UserError("file not found", where=args.jsonl, kind="missing_file", fix="give a jsonl file to draw")
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written, scores, unparsable = [], [], 0
-    with open(args.jsonl, encoding="utf-8") as f:
+    written, scores, unparsable, skipped = [], [], 0, 0
+    # utf-8-sig and surrogateescape, as train and data check read: a BOM is fine, a bad byte fails its line only
+    with open(args.jsonl, encoding="utf-8-sig", errors="surrogateescape") as f:
         for line_no, text in enumerate(f, start=1):
             if args.limit is not None and len(written) >= args.limit:
                 break
             if not text.strip():
                 continue
             try:
-                row = json.loads(text)
-                if not isinstance(row, dict):
-                    raise ValueError("a line must be a JSON object")
-                path = _image_path(row, args.image_root)
-            except ValueError as e:
-                raise ValueError(f"{args.jsonl}:{line_no}: {e}; fix: one JSON object per line with an 'image' "
-                                 "path") from None
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"{args.jsonl}:{line_no}: image {path} not found; fix: pass --image-root "
-                                        "(the folder the 'image' paths are relative to)")
-            with Image.open(path) as img:
-                drawn, score = render_row(row, img, args.predictions, args.max_side, task)
+                drawn, score, row = _draw_line(text, args, task)
+            except _LineProblem as e:
+                print(UserError(e.problem, where=args.jsonl, line=line_no, fix=e.fix, kind=e.kind), file=sys.stderr)
+                skipped += 1
+                continue
             buf = io.BytesIO()
             drawn.save(buf, format="PNG", optimize=True)
             target = out_dir / f"{len(written):05d}_{_slug(row.get('id', line_no))}.png"
@@ -275,8 +321,12 @@ def main(argv: list[str] | None = None) -> list[Path]:
                 unparsable += 1
             else:
                 scores.append(score)
+    if skipped and not written:
+        raise UserError(f"none of its {skipped} line(s) could be drawn (listed above)", where=args.jsonl,
+                        kind="nothing_drawn", fix="fix the lines above; `vlmr1 data check` lists every problem")
     mean = f"{sum(scores) / len(scores):.3f}" if scores else "n/a"
-    print(f"wrote {len(written)} PNGs to {out_dir} (mean score {mean}, unparsable {unparsable})")
+    print(f"wrote {len(written)} PNGs to {out_dir} (mean score {mean}, unparsable {unparsable}"
+          + (f", skipped {skipped} line(s) that could not be drawn" if skipped else "") + ")")
     return written
 
 
