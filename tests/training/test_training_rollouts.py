@@ -5,6 +5,7 @@ from PIL import Image
 from transformers import TrainerControl
 
 from vlmr1.tasks import get_task
+from vlmr1.training import rollouts
 from vlmr1.training.rollouts import RolloutPictures, picture_path
 
 ROWS = [{"id": f"p{k}", "source": f"d.jsonl:{k}", "task_type": "default", "solution": "3",
@@ -17,13 +18,13 @@ COMPLETIONS = [[{"role": "assistant", "content": f"<think>hm</think><answer>{k}<
 class State:
     is_world_process_zero = True
 
-    def __init__(self, step):
-        self.global_step = step
+    def __init__(self, step, max_steps=None):
+        self.global_step, self.max_steps = step, max_steps
 
 
 def run(tmp_path, every, logging_steps=1, steps=4, budget=0.01):
     pictures = RolloutPictures(str(tmp_path), every, num_prompts=2, task=get_task("default"), budget=budget)
-    pictures.on_train_begin(None, State(0), TrainerControl())
+    pictures.on_train_begin(None, State(0, steps), TrainerControl())
     for step in range(1, steps + 1):
         pictures.capture(ROWS, COMPLETIONS, [[1.0, 1.0], [0.0, 1.0], [1.0, 1.0], [0.0, float("nan")]],
                          ["accuracy", "format"], [1.0, 1.0], [7, 7, 7, 9])
@@ -48,6 +49,13 @@ def test_unset_draws_at_logging_steps_while_within_the_budget(tmp_path):
     assert drawn == [2, 4]
     pictures, drawn = run(tmp_path / "b", every=None, budget=0.0)  # no budget: the first picture only
     assert drawn == [1] and pictures.skipped == 3 and pictures.cpu_seconds > 0
+
+
+
+def test_unset_draws_about_100_pictures_per_run(tmp_path, monkeypatch):
+    monkeypatch.setattr(rollouts, "MAX_PICTURES", 2)  # as 100 pictures of a 300-step run: every third step
+    _, drawn = run(tmp_path, every=None, steps=6, budget=1.0)
+    assert drawn == [1, 4]
 
 
 def test_zero_never_draws(tmp_path):

@@ -8,9 +8,9 @@ sends it to the tracker.
 When a step is due (``--log_rollouts_steps``):
 
 - N > 0: every N steps;
-- unset: at each logging step, skipped while the previous picture is still being drawn or while drawing has cost more
-  than 1% of the training time so far (CPU time of the drawing thread against wall time of training), so a fast CPU
-  run draws every few steps and a GPU run every logging step;
+- unset: at logging steps, at most about 100 per run (spread over ``max_steps``), skipped while the previous picture is
+  still being drawn or while drawing has cost more than 1% of the training time so far (CPU time of the drawing thread
+  against wall time of training): a fast CPU run draws every few steps, a long GPU run every few logging steps;
 - 0: never.
 """
 
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 FOLDER = "rollouts"
 BUDGET = 0.01  # share of the training time the unset cadence lets drawing take
+MAX_PICTURES = 100  # per run, with the unset cadence (a picture of photos at G = 8 is ~1 MB, and trackio copies it)
 
 
 def picture_path(output_dir: str, step: int) -> str:
@@ -76,6 +77,7 @@ class RolloutPictures(TrainerCallback):
         self.trainer_callbacks: list = []
         self._pool: ThreadPoolExecutor | None = None
         self._last_checked = -1
+        self._interval, self._next = 1, 0
 
     @property
     def enabled(self) -> bool:
@@ -102,6 +104,8 @@ class RolloutPictures(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.monotonic()
+        self._interval = max(1, math.ceil((state.max_steps or 0) / MAX_PICTURES))
+        self._next = state.global_step + 1
 
     def on_step_end(self, args, state, control, **kwargs):
         self._send_finished(wait=False)
@@ -131,7 +135,7 @@ class RolloutPictures(TrainerCallback):
         self._last_checked = step
         if self.every:
             return step % self.every == 0
-        if not control.should_log:
+        if not control.should_log or step < self._next:
             return False
         busy = any(not f.done() for f in self.pending)
         elapsed = time.monotonic() - (self.started or time.monotonic())
@@ -139,6 +143,7 @@ class RolloutPictures(TrainerCallback):
         if busy or over_budget:
             self.skipped += 1
             return False
+        self._next = step + self._interval
         return True
 
     def _submit(self, rollouts: list[Rollout], step: int) -> None:
