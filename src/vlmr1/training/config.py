@@ -53,6 +53,8 @@ class VLMR1GRPOConfig(GRPOConfig):
 
     - ``bf16`` left unset means "where the GPU has it": TRL turns an unset ``bf16`` into True, which stops a CPU run
       at argument parsing. An explicit ``--bf16`` still wins.
+    - ``report_to`` left unset means trackio (local) where it is installed, else none
+      (:mod:`vlmr1.training.tracking`); ``project`` defaults to ``vlmr1``.
     - Without an accelerator, ``use_cpu`` is set, so ``torchrun`` on CPU runs data-parallel over gloo instead of
       N independent copies (transformers only builds a CPU process group when ``use_cpu`` is set). With
       ``--deepspeed`` under ``torchrun`` on CPU, the trainer uses the DeepSpeed-over-gloo state that
@@ -70,7 +72,8 @@ class VLMR1GRPOConfig(GRPOConfig):
     log_rollouts_steps: int = field(
         default=None, metadata={"help": "draw a grid of prompts x completions (the task's overlay, rewards, answers) "
                                         "every N steps into OUTPUT_DIR/rollouts/ and the tracker; default: at "
-                                        "logging steps while drawing stays under 1% of the training time; 0: never"})
+                                        "logging steps, ~100 per run at most, while drawing stays under 1% of the "
+                                        "training time; 0: never"})
     log_rollouts_prompts: int = field(default=4, metadata={"help": "prompts per rollout picture"})
 
     def __post_init__(self):

@@ -176,8 +176,8 @@ def summary_html(record: RunRecord) -> str:
         if first is not None:
             rows.append((label, f"{first:.3f} → {end:.3f}"))
     body = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows)
-    return (f"<table><tr><th>run</th><th>first tenth of the steps → last tenth</th></tr>{body}</table>"
-            f'<p class="muted">from {html.escape(record.history_source or "")}</p>')
+    return (f"<table>{body}</table><p class=\"muted\">Rewards: mean over the first tenth of the logged steps → over "
+            f"the last tenth. From {html.escape(record.history_source or '')}.</p>")
 
 
 def _reward_mean_keys(history) -> list[str]:
