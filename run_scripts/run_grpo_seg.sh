@@ -17,6 +17,6 @@ launch_grpo \
   --deepspeed "${REPO_HOME}/configs/deepspeed/zero3.json" \
   --data_file_paths "${data_paths}" \
   --image_folders "${image_folders}" \
-  --report_to "${REPORT_TO:-none}" \
+  ${REPORT_TO:+--report_to "$REPORT_TO"} \
   --run_name "${RUN_NAME}" \
   "$@"

@@ -7,10 +7,16 @@ by every test in the session.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+# trackio, the default tracker of `vlmr1 train`, reads TRACKIO_DIR once, when TRL first imports it: the tests' runs go
+# to a folder of their own, never to the developer's ~/.cache/huggingface/trackio.
+os.environ["TRACKIO_DIR"] = tempfile.mkdtemp(prefix="vlmr1-tests-trackio-")
 
 # Hypothesis profiles of the property tests (rewards, task parsers): ``vlmr1-rewards`` (200 examples) in CI,
 # ``HYPOTHESIS_PROFILE=nightly`` picks ``vlmr1-rewards-nightly`` (10,000). Tests select them explicitly.

@@ -3,6 +3,7 @@
     vlmr1 demo --output_dir DIR   the whole pipeline on a CPU in minutes, with a report
     vlmr1 train ...               GRPO training (all TRL GRPOConfig flags, or --config recipe.yaml)
     vlmr1 eval ...                batched evaluation with per-file metrics and a report
+    vlmr1 report OUTPUT_DIR       report.html of a training run: curves, rollout pictures, eval metrics
     vlmr1 data <command> ...      make, convert or check datasets (coco, refcoco, shapes, gui-synthetic, check)
     vlmr1 draw JSONL ...          previews: decoded contours/boxes over the images, true mask beside, IoU
     vlmr1 tiny-model ...          write a tiny offline model + processor (tests, demo)
@@ -69,6 +70,12 @@ def _eval(argv: list[str]) -> None:
     main(argv)
 
 
+def _report(argv: list[str]) -> None:
+    from vlmr1.viz.report import main
+
+    main(argv)
+
+
 def _draw(argv: list[str]) -> None:
     from vlmr1.viz.draw import main
 
@@ -96,6 +103,7 @@ COMMANDS = {
     "train": (_train, "GRPO training on jsonl data (every TRL GRPOConfig flag; --config recipe.yaml)"),
     "data": (_data, "make, convert or check datasets: coco, refcoco, shapes, gui-synthetic, check"),
     "eval": (_eval, "evaluate a model on jsonl data: metrics.json, predictions.jsonl, report.md"),
+    "report": (_report, "report.html of a training run (finished or running): curves, rollouts, eval metrics"),
     "draw": (_draw, "draw contours/boxes of a jsonl (or eval predictions) over its images, with IoU"),
     "tiny-model": (_tiny_model, "write a tiny offline model and processor for tests and the demo"),
     "rewards": (_rewards, "list reward functions and accuracy methods"),

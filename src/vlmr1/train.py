@@ -2,6 +2,7 @@
 
 Reads the flags (or ``--config recipe.yaml``), sets up the processes (the one step that does), checks all data before
 any model loads, builds the model through its family adapter, and runs TRL's GRPO loop. A run whose ``output_dir`` already holds a checkpoint resumes from it.
+At the end it writes ``OUTPUT_DIR/report.html`` (``vlmr1 report``).
 
 Example::
 
@@ -18,6 +19,7 @@ import sys
 
 from vlmr1.training.config import build_configs, read_flags, set_up_processes
 from vlmr1.training.setup import build_trainer, check_data
+from vlmr1.training.tracking import dashboard_hint
 from vlmr1.training.vlm_r1_flags import log_notes
 
 logger = logging.getLogger("vlmr1.train")
@@ -53,6 +55,16 @@ def last_complete_checkpoint(output_dir: str, needs_optimizer: bool = True) -> s
     return None
 
 
+def write_report(output_dir: str) -> None:
+    """``OUTPUT_DIR/report.html`` (``vlmr1 report``); a failure is logged, the trained model is what counts."""
+    from vlmr1.viz.report import write_run_report
+
+    try:
+        logger.info("report: %s", write_run_report(output_dir))
+    except Exception as e:
+        logger.warning("could not write the report (%s); `vlmr1 report %s` retries", e, output_dir)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Read the flags, set up the processes, check the data, build the trainer, train (resuming if possible), save."""
     flags = read_flags(argv)
@@ -71,10 +83,17 @@ def main(argv: list[str] | None = None) -> None:
                       if os.path.isdir(training_args.output_dir) else None)
         if checkpoint:
             logger.info("resuming from %s", checkpoint)
+    if trainer.accelerator.is_main_process:
+        logger.info("watch: %s; rollout pictures in %s; at the end, %s",
+                    dashboard_hint(training_args) or "no tracker (--report_to none)",
+                    os.path.join(training_args.output_dir, "rollouts"),
+                    os.path.join(training_args.output_dir, "report.html"))
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(training_args.output_dir)
+    trainer.save_state()
     if trainer.accelerator.is_main_process:
         trainer.processing_class.save_pretrained(training_args.output_dir)
+        write_report(training_args.output_dir)
     # every rank leaves together and the process group is torn down before exit (a rank exiting with it alive
     # was seen to abort under DeepSpeed on CPU)
     trainer.accelerator.wait_for_everyone()

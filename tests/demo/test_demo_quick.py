@@ -40,15 +40,21 @@ def test_report_html_parses_and_embeds_the_figures(demo_dir):
         def handle_starttag(self, tag, attrs):
             self.tags.append(tag)
             if tag == "img":
-                self.images.append(dict(attrs)["src"])
+                self.images.append(dict(attrs))
 
     page = Collect()
-    page.feed((demo_dir / "report.html").read_text(encoding="utf-8"))
+    text = (demo_dir / "report.html").read_text(encoding="utf-8")
+    page.feed(text)
     assert "table" in page.tags
-    assert len(page.images) == 3 and all(src.startswith("data:image/png;base64,") for src in page.images)
+    alts = [img["alt"] for img in page.images]
+    # the demo's figures, then the GRPO stage's run report: curves and its first rollout picture
+    assert alts[:5] == ["metrics per stage", "validation examples", "SFT loss", "training curves", "rollouts at step 1"]
+    assert all(img["src"].startswith("data:image/png;base64,") for img in page.images)
+    gain = json.loads((demo_dir / "metrics.json").read_text())["gain"]
+    assert gain["n"] == 8 and f"{gain['mean']:+.3f} ± {gain['se']:.3f}" in text  # GRPO vs SFT, paired
 
 
-@pytest.mark.parametrize("name", ["metrics.png", "curves.png", "examples.png", "report_figure.png"])
+@pytest.mark.parametrize("name", ["metrics.png", "sft_loss.png", "examples.png", "grpo/rollouts/step-000001.png"])
 def test_pngs_exist_and_open(demo_dir, name):
     with Image.open(demo_dir / name) as image:
         image.verify()

@@ -158,7 +158,7 @@ def run(output_dir: str, settings: DemoSettings = FULL, started_at: float | None
 
     from vlmr1.data.loading import load_sources, pair_sources
     from vlmr1.data.shapes import generate
-    from vlmr1.demo.report import write_json, write_report
+    from vlmr1.demo.report import paired_gain, write_json, write_report
     from vlmr1.demo.sft import sft_dataset, train_sft
     from vlmr1.models import build_tiny_model
     from vlmr1.models.loading import load_model, load_processor
@@ -244,13 +244,14 @@ def run(output_dir: str, settings: DemoSettings = FULL, started_at: float | None
             "stages": stages,
             "seconds": {**clock.seconds, "total": clock.elapsed()},
             "steps": {"sft": sft_steps, "grpo": grpo_trainer.state.global_step},
+            "gain": paired_gain(predictions["sft"], predictions["grpo"]),
             "model_parameters_m": round(params_m, 2),
             "num_train": settings.num_train,
             "num_val": settings.num_val,
             "settings": {**asdict(settings), "sft_recipe": _recipe("seg_sft.yaml"),
                          "grpo_recipe": _recipe("seg_grpo.yaml")},
         }
-        report = write_report(out, metrics, sft_trainer.state.log_history, grpo_trainer.state.log_history,
+        report = write_report(out, metrics, sft_trainer.state.log_history, os.path.join(out, "grpo"),
                               val_rows, predictions, settings.examples)
     # the report's own seconds, and the total including them
     metrics["seconds"] = {**clock.seconds, "total": clock.elapsed()}

@@ -1,4 +1,6 @@
-"""The demo's report: ``metrics.json``, matplotlib curves, a grid of validation drawings, and ``report.html``.
+"""The demo's report: the run report of its GRPO stage (:mod:`vlmr1.viz.report`: curves, rollout pictures) with the
+demo's own sections around it: the three-stage validation table, GRPO's paired gain over SFT, the SFT loss, a grid of
+validation drawings, the time per stage.
 
 Everything is written atomically (:mod:`vlmr1.fileio`), and the HTML embeds its PNGs as data URIs so the
 one file can be opened or mailed on its own; the PNGs are also written next to it.
@@ -6,10 +8,10 @@ one file can be opened or mailed on its own; the PNGs are also written next to i
 
 from __future__ import annotations
 
-import base64
 import html
 import io
 import json
+import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,6 +24,8 @@ import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from vlmr1.fileio import atomic_write  # noqa: E402
+from vlmr1.viz.curves import figure_png, series  # noqa: E402
+from vlmr1.viz.report import img_tag, page, read_run, run_sections  # noqa: E402
 
 STAGES = (("before", "before training"), ("sft", "after SFT"), ("grpo", "after GRPO"))
 METRICS = (("gIoU", "gIoU"), ("cIoU", "cIoU"), ("parse_rate", "parse rate"))
@@ -34,62 +38,40 @@ def write_json(path: str, value: Any) -> None:
 
 
 def _save_figure(fig, path: str) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write(path, buf.getvalue())
-    return buf.getvalue()
+    png = figure_png(fig)
+    atomic_write(path, png)
+    return png
 
 
-def _series(history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[float], list[float]]:
-    """(steps, values) of one logged key; the trainer's final summary (``train_loss``) is not a step."""
-    points = [(h["step"], float(h[key])) for h in history if key in h and "step" in h and "train_runtime" not in h]
-    return [p[0] for p in points], [p[1] for p in points]
-
-
-def _reward_keys(history: Sequence[Mapping[str, Any]]) -> list[str]:
-    keys = {k for h in history for k in h}
-    return sorted(k for k in keys if k.startswith("rewards/") and k.endswith("/mean"))
-
-
-def _smooth(values: Sequence[float], window: int = 20) -> np.ndarray:
-    """Trailing mean over up to ``window`` points (GRPO logs every step, and each step is a few prompts)."""
-    v = np.asarray(values, dtype=float)
-    if len(v) == 0:
-        return v
-    c = np.cumsum(np.insert(v, 0, 0.0))
-    k = np.minimum(np.arange(1, len(v) + 1), window)
-    return (c[1:] - c[np.arange(1, len(v) + 1) - k]) / k
-
-
-def plot_curves(sft_history: Sequence[Mapping], grpo_history: Sequence[Mapping], path: str) -> bytes:
-    """Three panels: SFT loss, GRPO rewards (total and per function), GRPO loss. Returns the PNG bytes.
-
-    GRPO curves are drawn raw (thin) and as a trailing mean over 20 steps (thick).
-    """
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
-    steps, loss = _series(sft_history, "loss")
-    axes[0].plot(steps, loss, color="tab:blue")
-    axes[0].set(title="SFT: loss on the answer tokens", xlabel="step", ylim=(0, None))
-    for key, color in zip(["reward", *_reward_keys(grpo_history)], ["black", "tab:green", "tab:orange", "tab:red"]):
-        steps, values = _series(grpo_history, key)
-        label = "total" if key == "reward" else key.split("/")[1].removesuffix("_reward")
-        axes[1].plot(steps, values, color=color, lw=0.5, alpha=0.4)
-        axes[1].plot(steps, _smooth(values), color=color, label=label, lw=2)
-    axes[1].set(title="GRPO: mean reward of the samples", xlabel="step")
-    axes[1].legend(fontsize=8)
-    steps, loss = _series(grpo_history, "loss")
-    axes[2].plot(steps, loss, color="tab:purple", lw=0.5, alpha=0.4)
-    axes[2].plot(steps, _smooth(loss), color="tab:purple", lw=2)
-    axes[2].set(title="GRPO: loss", xlabel="step")
-    for ax in axes:
-        ax.grid(alpha=0.3)
+def plot_sft_loss(sft_history: Sequence[Mapping], path: str) -> bytes:
+    """The SFT stage's loss on the answer tokens. Returns the PNG bytes."""
+    fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
+    steps, loss = series(sft_history, "loss")
+    ax.plot(steps, loss, color="tab:blue")
+    ax.set(title="SFT: loss on the answer tokens", xlabel="step", ylim=(0, None))
+    ax.grid(alpha=0.3)
     return _save_figure(fig, path)
+
+
+def paired_gain(before: Sequence[Mapping[str, Any]], after: Sequence[Mapping[str, Any]],
+                key: str = "iou") -> dict[str, float] | None:
+    """Mean per-sample change of ``key`` from ``before`` to ``after`` (the same lines, in the same order) and its
+    standard error; None with fewer than two lines.
+
+    Returns:
+        ``{"mean": ..., "se": ..., "n": ...}``.
+    """
+    pairs = [(float(b["metrics"][key]), float(a["metrics"][key])) for b, a in zip(before, after)
+             if key in (b.get("metrics") or {}) and key in (a.get("metrics") or {})]
+    if len(pairs) < 2:
+        return None
+    diffs = np.array([a - b for b, a in pairs])
+    return {"mean": float(diffs.mean()), "se": float(diffs.std(ddof=1) / math.sqrt(len(diffs))), "n": len(diffs)}
 
 
 def plot_metrics(stages: Mapping[str, Mapping[str, float]], path: str) -> bytes:
     """Grouped bars: gIoU, cIoU and parse rate per stage. Returns the PNG bytes."""
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = plt.subplots(figsize=(6, 3.4), layout="constrained")
     width = 0.26
     for k, (key, label) in enumerate(STAGES):
         values = [stages.get(key, {}).get(m, 0.0) for m, _ in METRICS]
@@ -145,38 +127,17 @@ def _phrase(row: Mapping[str, Any]) -> str:
     return " ".join(t for t in texts if t).strip()
 
 
-def summary_figure(pngs: Sequence[bytes], path: str, width: int = 1000) -> None:
-    """The README's picture: the given PNGs stacked, each scaled to ``width``, as one small palette PNG."""
-    images = [Image.open(io.BytesIO(b)).convert("RGB") for b in pngs]
-    images = [im.resize((width, round(im.height * width / im.width)), Image.LANCZOS) for im in images]
-    out = Image.new("RGB", (width, sum(im.height for im in images)), "white")
-    y = 0
-    for im in images:
-        out.paste(im, (0, y))
-        y += im.height
-    buf = io.BytesIO()
-    out.quantize(colors=96, method=Image.Quantize.MEDIANCUT).save(buf, format="PNG", optimize=True)
-    atomic_write(path, buf.getvalue())
+def gain_sentence(gain: Mapping[str, float] | None) -> str:
+    """"GRPO's gain over SFT, paired over the same 300 lines: +0.019 ± 0.006 ...", or "" without one."""
+    if not gain:
+        return ""
+    return (f"GRPO's gain over SFT, paired over the same {gain['n']} lines: <b>{gain['mean']:+.3f} ± {gain['se']:.3f}"
+            "</b> (mean IoU change ± its standard error).")
 
 
-def _side_by_side(left: bytes, right: bytes) -> bytes:
-    """Two PNGs next to each other at the same height."""
-    a, b = (Image.open(io.BytesIO(x)).convert("RGB") for x in (left, right))
-    b = b.resize((round(b.width * a.height / b.height), a.height), Image.LANCZOS)
-    out = Image.new("RGB", (a.width + b.width, a.height), "white")
-    out.paste(a, (0, 0))
-    out.paste(b, (a.width, 0))
-    buf = io.BytesIO()
-    out.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _img(png: bytes, alt: str) -> str:
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
-
-
-def render_html(metrics: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
-    """The report page: what ran, the three-stage table, timings, curves and examples (PNGs inlined)."""
+def render_html(metrics: Mapping[str, Any], pngs: Mapping[str, bytes], grpo_run) -> str:
+    """The report page: what ran, the three-stage table and the gain, examples, the SFT loss, the GRPO run's own
+    report (:func:`vlmr1.viz.report.run_sections`: curves, rollout pictures), timings and settings."""
     stages = metrics["stages"]
     rows = "".join(
         f"<tr><td>{label}</td>" + "".join(f"<td>{stages[key][m]:.3f}</td>" for m, _ in METRICS) + "</tr>"
@@ -186,26 +147,22 @@ def render_html(metrics: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
                      for k, v in metrics["seconds"].items())
     settings = html.escape(json.dumps(metrics.get("settings", {}), indent=1))
     head = "".join(f"<th>{label}</th>" for _, label in METRICS)
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><title>vlmr1 demo: referring segmentation</title>
-<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}
-td:first-child{{text-align:left}}img{{max-width:100%}}pre{{background:#f6f6f6;padding:1em;font-size:12px}}</style>
-</head><body>
-<h1>vlmr1 demo: referring segmentation with Chebyshev contours</h1>
+    body = f"""<h1>vlmr1 demo: referring segmentation with Chebyshev contours</h1>
 <p>A {metrics.get("model_parameters_m", 0):.1f}M-parameter Qwen2.5-VL built offline learns to outline the shape a
 phrase refers to ("Outline the red star.") as 8 Chebyshev coefficients per coordinate: first a supervised warm
 start (TRL's SFTTrainer), then GRPO with the <code>seg_iou</code> and <code>seg_format</code> rewards (vlmr1's
 trainer). Validation: {metrics.get("num_val", 0)} held-out lines, greedy decoding.</p>
 <h2>Validation</h2>
 <table><tr><th>stage</th>{head}</tr>{rows}</table>
-{_img(pngs["metrics"], "metrics per stage")}
-<h2>Training curves</h2>
-{_img(pngs["curves"], "SFT loss, GRPO reward and loss")}
+<p>{gain_sentence(metrics.get("gain"))}</p>
+{img_tag(pngs["metrics"], "metrics per stage")}
 <h2>Validation examples</h2>
 <p>Top: the image and the phrase. Below, after SFT and after GRPO: the true mask (green) and the decoded answer
 (red).</p>
-{_img(pngs["examples"], "validation examples")}
+{img_tag(pngs["examples"], "validation examples")}
+<h2>SFT</h2>
+{img_tag(pngs["sft"], "SFT loss")}
+{run_sections(grpo_run, 'GRPO')}
 <h2>Time per stage</h2>
 <table><tr><th>stage</th><th>wall time</th><th>steps</th></tr>{timing}</table>
 <h2>Settings</h2>
@@ -218,9 +175,8 @@ the image tokens but their order; with 4x4 tokens (112 px) it did not learn to l
 <li>SFT: batch 8, AdamW 1e-3, warm-up and cosine decay over its time budget. GRPO: 16 prompts x 4 samples at
 temperature 0.7, learning rate 5e-5, no KL term.</li>
 </ul>
-<pre>{settings}</pre>
-</body></html>
-"""
+<pre>{settings}</pre>"""
+    return page("vlmr1 demo: referring segmentation", body)
 
 
 _WHY_ONE_SHAPE = """ Why one shape per image: with two shapes per image (half of them one large shape) and the
@@ -237,15 +193,17 @@ def _scene_words(settings: Mapping[str, Any]) -> str:
     return f"{settings.get('image_size', '?')} px images with {count} each{large}"
 
 
-def write_report(output_dir: str, metrics: Mapping[str, Any], sft_history: Sequence[Mapping],
-                 grpo_history: Sequence[Mapping], rows: Sequence[Mapping[str, Any]],
-                 predictions: Mapping[str, Sequence[Mapping[str, Any]]], examples: int = 6) -> str:
-    """Write ``metrics.json``, the PNGs, ``report_figure.png`` and ``report.html`` under ``output_dir``.
+def write_report(output_dir: str, metrics: Mapping[str, Any], sft_history: Sequence[Mapping], grpo_dir: str,
+                 rows: Sequence[Mapping[str, Any]], predictions: Mapping[str, Sequence[Mapping[str, Any]]],
+                 examples: int = 6) -> str:
+    """Write ``metrics.json``, the PNGs and ``report.html`` under ``output_dir``.
 
     Args:
         output_dir: the demo's folder.
-        metrics: ``{"stages": {before|sft|grpo: {gIoU, cIoU, parse_rate, ...}}, "seconds": {...}, ...}``.
-        sft_history, grpo_history: the trainers' ``state.log_history``.
+        metrics: ``{"stages": {before|sft|grpo: {gIoU, cIoU, parse_rate, ...}}, "gain": {mean, se, n}, "seconds":
+            {...}, ...}``.
+        sft_history: the SFT trainer's ``state.log_history``.
+        grpo_dir: the GRPO stage's output folder (its ``train_log.jsonl`` and ``rollouts/``).
         rows: validation rows, in the order the predictions were made.
         predictions: per stage, the evaluator's prediction records.
         examples: validation rows drawn in the grid.
@@ -255,11 +213,9 @@ def write_report(output_dir: str, metrics: Mapping[str, Any], sft_history: Seque
     write_json(os.path.join(output_dir, "metrics.json"), metrics)
     pngs = {
         "metrics": plot_metrics(metrics["stages"], os.path.join(output_dir, "metrics.png")),
-        "curves": plot_curves(sft_history, grpo_history, os.path.join(output_dir, "curves.png")),
+        "sft": plot_sft_loss(sft_history, os.path.join(output_dir, "sft_loss.png")),
         "examples": draw_examples(rows, predictions, os.path.join(output_dir, "examples.png"), examples),
     }
-    summary_figure([_side_by_side(pngs["metrics"], pngs["curves"]), pngs["examples"]],
-                   os.path.join(output_dir, "report_figure.png"))
     path = os.path.join(output_dir, "report.html")
-    atomic_write(path, render_html(metrics, pngs).encode())
+    atomic_write(path, render_html(metrics, pngs, read_run(grpo_dir)).encode())
     return path

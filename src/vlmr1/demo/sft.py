@@ -115,7 +115,10 @@ def train_sft(model, processor, train_dataset: Dataset, args, time_budget_s: flo
     budget = TimeBudget(time_budget_s, args.learning_rate)
     if time_budget_s is not None:
         args.lr_scheduler_type = "constant"
+    from vlmr1.training.console import use_compact_console
+
     trainer = SFTTrainer(model=model, args=args, train_dataset=train_dataset, processing_class=processor,
                          callbacks=[budget])
+    use_compact_console(trainer)
     trainer.train()
     return trainer, budget

@@ -59,6 +59,8 @@ class VLMR1GRPOConfig(GRPOConfig):
 
     - ``bf16`` left unset means "where the GPU has it": TRL turns an unset ``bf16`` into True, which stops a CPU run
       at argument parsing. An explicit ``--bf16`` still wins.
+    - ``report_to`` left unset means trackio (local) where it is installed, else none
+      (:mod:`vlmr1.training.tracking`); ``project`` defaults to ``vlmr1``.
     - Without an accelerator, ``use_cpu`` is set, so ``torchrun`` on CPU runs data-parallel over gloo instead of
       N independent copies (transformers only builds a CPU process group when ``use_cpu`` is set). With
       ``--deepspeed`` under ``torchrun`` on CPU, the trainer uses the DeepSpeed-over-gloo state that
@@ -69,8 +71,22 @@ class VLMR1GRPOConfig(GRPOConfig):
         default=True, metadata={"help": "run each group's images and prompt once (log-probs, training forward and "
                                         "transformers generation) where the model family and settings allow it; "
                                         "elsewhere TRL's stock path, with a log line saying why"})
+    report_to: None | str | list[str] = field(
+        default=None, metadata={"help": "trackers: trackio, wandb, tensorboard, ... or none; default trackio (local "
+                                        "dashboard: trackio show --project vlmr1) when installed, else none"})
+    project: str = field(default="vlmr1", metadata={"help": "the tracker's project (trackio)"})
+    log_rollouts_steps: int = field(
+        default=None, metadata={"help": "draw a grid of prompts x completions (the task's overlay, rewards, answers) "
+                                        "every N steps into OUTPUT_DIR/rollouts/ and the tracker; default: at "
+                                        "logging steps, ~100 per run at most, while drawing stays under 1% of the "
+                                        "training time; 0: never"})
+    log_rollouts_prompts: int = field(default=4, metadata={"help": "prompts per rollout picture"})
 
     def __post_init__(self):
+        if self.report_to is None:
+            from vlmr1.training.tracking import default_report_to
+
+            self.report_to = default_report_to()
         if not has_accelerator():
             if deepspeed_over_gloo(self.deepspeed, self.accelerator_config):
                 self.accelerator_config = {**(self.accelerator_config or {}), "use_configured_state": True}

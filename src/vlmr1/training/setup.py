@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +82,7 @@ def build_trainer(script_args, training_args, model_args, run: CheckedRun | None
                                                 script_args.val_split_ratio, training_args.seed)
     # Our rows carry extra columns for the rewards; TRL must not drop them.
     training_args.remove_unused_columns = False
-    return VLMGRPOTrainer(
+    trainer = VLMGRPOTrainer(
         model=load_model(family, model_args.model_name_or_path, model_args.dtype, model_args.attn_implementation,
                          model_args.model_revision, freeze_vision=script_args.freeze_vision_modules),
         reward_funcs=run.reward_funcs,
@@ -90,3 +92,45 @@ def build_trainer(script_args, training_args, model_args, run: CheckedRun | None
         processing_class=processor,
         peft_config=lora_config(family, model_args),
     )
+    watch_training(trainer, run.checked.task, run_settings(script_args, training_args, model_args, run))
+    return trainer
+
+
+RUN_SETTINGS_KEYS = ("learning_rate", "num_generations", "per_device_train_batch_size", "gradient_accumulation_steps",
+                     "max_steps", "num_train_epochs", "max_completion_length", "temperature", "beta", "loss_type",
+                     "seed", "world_size", "report_to", "log_rollouts_steps")
+
+
+def run_settings(script_args, training_args, model_args, run: CheckedRun) -> dict:
+    """What ``run.json`` records for the report: model, task, rewards, data and the main training settings."""
+    settings = {"model_name_or_path": model_args.model_name_or_path, "task_type": run.checked.task.name,
+                "reward_funcs": [getattr(f, "__name__", str(f)) for f in run.reward_funcs],
+                "data_file_paths": script_args.data_file_paths, "image_folders": script_args.image_folders,
+                "num_samples": len(run.checked.data), "use_peft": model_args.use_peft,
+                "freeze_vision_modules": script_args.freeze_vision_modules}
+    settings.update({k: getattr(training_args, k, None) for k in RUN_SETTINGS_KEYS})
+    return settings
+
+
+def watch_training(trainer, task, settings: dict | None = None) -> None:
+    """What a person watching the run sees: the compact console line, ``train_log.jsonl``, rollout pictures, tracker
+    rows at the training step, and ``run.json`` (the settings the report shows)."""
+    from vlmr1.fileio import atomic_write
+    from vlmr1.training.console import JsonlLog, use_compact_console
+    from vlmr1.training.rollouts import RolloutPictures
+    from vlmr1.training.tracking import align_trackio_steps
+    from vlmr1.viz.report import RUN_SETTINGS
+
+    args = trainer.args
+    if settings is not None and trainer.accelerator.is_main_process:
+        atomic_write(os.path.join(args.output_dir, RUN_SETTINGS), json.dumps(settings, indent=1, default=str) + "\n")
+    use_compact_console(trainer)
+    align_trackio_steps(trainer)
+    trainer.add_callback(JsonlLog(args.output_dir))
+    pictures = RolloutPictures(args.output_dir, getattr(args, "log_rollouts_steps", None),
+                               getattr(args, "log_rollouts_prompts", 4), task)
+    pictures.trainer_callbacks = trainer.callback_handler.callbacks
+    # right after the flow callback: it sees this step's should_log, and it sends its last picture before the
+    # trackers close their runs in on_train_end
+    trainer.callback_handler.callbacks.insert(1, pictures)
+    trainer.rollout_pictures = pictures

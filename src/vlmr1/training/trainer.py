@@ -34,10 +34,29 @@ class VLMGRPOTrainer(GRPOTrainer):
       once and its cache copied to the G rows, then TRL's own generate call samples as before. With vLLM in
       colocate mode, the prompts go to vLLM with one placeholder per image (``vlmr1.training.vllm_inputs``).
 
+    - ``_calculate_rewards``: TRL's rewards, and this process's rows, completions and rewards handed to the rollout
+      pictures (``vlmr1.training.rollouts``) when they are on.
+
     Under DeepSpeed on several processes, every forward runs the vision tower (``vlmr1.training.deepspeed_ranks``)
     and, under ZeRO-3, all ranks take the same log-prob path, so ranks with text-only batches issue the same
     collectives as the others.
     """
+
+    rollout_pictures = None  # a vlmr1.training.rollouts.RolloutPictures, set by vlmr1.training.setup
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        """TRL's rewards (gathered over processes); the main process also keeps its own share for the pictures.
+
+        Overridden because this is the one place that has the rows (with their truth fields and images), the
+        completions and every function's reward together; nothing is gathered or copied for it.
+        """
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        pictures = self.rollout_pictures
+        if pictures is not None and pictures.enabled and self.accelerator.is_main_process and self.model.training:
+            mine = rewards_per_func[: len(prompts)]  # the main process's rows come first in the gathered tensor
+            pictures.capture(inputs, completions, mine.tolist(), self.reward_func_names,
+                             self.reward_weights.tolist(), [len(ids) for ids in completion_ids_list])
+        return rewards_per_func
 
     def _generate(self, prompts: list):
         *head, images, tool_images = super()._generate(prompts)

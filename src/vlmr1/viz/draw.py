@@ -15,6 +15,7 @@ image and score), :func:`make_grid` (several images in rows).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -39,6 +40,7 @@ MASK_ALPHA = 0.45
 MAX_SIDE = 1024  # larger images are drawn scaled down
 
 
+@functools.lru_cache(maxsize=16)
 def _font(size: int) -> ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
@@ -61,7 +63,8 @@ def _clean_points(points, width: int, height: int, least: int = 2) -> list[tuple
 
 
 def render_overlay(image: Image.Image, overlay: Overlay | None = None, caption: str = "", *,
-                   max_side: int | None = MAX_SIDE, min_side: int | None = None) -> Image.Image:
+                   max_side: int | None = MAX_SIDE, min_side: int | None = None,
+                   font: ImageFont.ImageFont | None = None) -> Image.Image:
     """Draw an :class:`~vlmr1.tasks.Overlay` (truth green, answer red, in original pixels) with a caption strip below.
 
     Args:
@@ -70,6 +73,7 @@ def render_overlay(image: Image.Image, overlay: Overlay | None = None, caption: 
         caption: text under the image (newlines allowed).
         max_side: scale the drawing down so its longer side is at most this (None: full size).
         min_side: scale a small image up by a whole factor (nearest neighbour) until its longer side reaches this.
+        font: the caption's font (default: Pillow's own at a size that follows the width).
 
     Returns:
         A new RGB image (image height + caption strip).
@@ -111,13 +115,13 @@ def render_overlay(image: Image.Image, overlay: Overlay | None = None, caption: 
         x, y = point
         draw.line([(x - arm, y), (x + arm, y)], fill=PRED_RGB, width=line_w)
         draw.line([(x, y - arm), (x, y + arm)], fill=PRED_RGB, width=line_w)
-    font_size = max(12, round(w / 45))
+    font_size = max(12, round(w / 45)) if font is None else font.getbbox("Ag")[3]
     lines = caption.splitlines() or [""]
     strip = (font_size + 6) * len(lines) + 6
     out = Image.new("RGB", (w, h + strip), (255, 255, 255))
     out.paste(base, (0, 0))
     text_draw = ImageDraw.Draw(out)
-    font = _font(font_size)
+    font = font or _font(font_size)
     for k, text in enumerate(lines):
         text_draw.text((6, h + 4 + k * (font_size + 6)), text, fill=(0, 0, 0), font=font)
     return out
