@@ -33,7 +33,7 @@ def test_every_run_script_parses(script, tmp_path):
         assert training_args.bf16 is False and model_args.attn_implementation == "sdpa"
         assert "--bf16" in notes and "flash_attention_2" in notes
     if importlib.util.find_spec("wandb") is None:
-        assert training_args.report_to == [] and "--report_to wandb" in notes
+        assert training_args.report_to == ["trackio"] and "--report_to wandb" in notes  # the local default instead
     assert "recipes/vlm_r1/defaults.yaml" in notes  # TRL's defaults are not VLM-R1's: said once
 
 

@@ -23,7 +23,7 @@ def test_unset_report_to_means_trackio_when_installed_else_none(monkeypatch):
 
 
 @pytest.mark.parametrize("flag, expected", [("none", []), ("tensorboard", ["tensorboard"]),
-                                            ("wandb", ["wandb"])])
+                                            ("wandb", ["wandb" if importlib.util.find_spec("wandb") else "trackio"])])
 def test_an_explicit_report_to_wins(flag, expected):
     args = training_args("--report_to", flag)
     assert args.report_to == expected

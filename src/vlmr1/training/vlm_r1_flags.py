@@ -11,7 +11,7 @@ vlmr1's terms (no process state touched) and keeps one note per flag it acted on
   ``accuracy`` -> ``rec_iou``, ``format`` -> ``rec_format``); VLM-R1 has them for rec only.
 * ``--bf16`` (also bare, as VLM-R1's scripts write it) on a machine without a bfloat16 GPU trains in float32;
   ``--attn_implementation flash_attention_2`` without flash-attn and a GPU uses PyTorch's ``sdpa``; ``--report_to
-  wandb`` without wandb installed reports nowhere.
+  wandb`` without wandb installed reports to the default local tracker (trackio) instead.
 * ``--torch_dtype``, ``--vllm_max_model_len``, ``--vllm_guided_decoding_regex``: TRL 1.16's ``--dtype``,
   ``--vllm_max_model_length``, ``--vllm_structured_outputs_regex``.
 * ``--max_anyres_num``: InternVL's image tile limit (VLM-R1's default 12), for the InternVL family.
@@ -121,8 +121,11 @@ def _hardware(flags: argparse.Namespace) -> list[str]:
                          "flash-attn)" if gpu else "no GPU here") + "; using PyTorch's sdpa attention")
     report_to = flags.report_to if isinstance(flags.report_to, list) else [flags.report_to]
     if "wandb" in report_to and importlib.util.find_spec("wandb") is None:
-        flags.report_to = [r for r in report_to if r != "wandb"] or ["none"]
-        notes.append("--report_to wandb: wandb is not installed (pip install 'vlmr1[wandb]'); not reporting to it")
+        from vlmr1.training.tracking import default_report_to
+
+        flags.report_to = [r for r in report_to if r != "wandb"] or [default_report_to()]
+        notes.append("--report_to wandb: wandb is not installed (pip install 'vlmr1[wandb]'); reporting to "
+                     f"{', '.join(flags.report_to)} instead")
     return notes
 
 
