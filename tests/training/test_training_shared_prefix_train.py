@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from shared_prefix_helpers import FAMILY_DIRS
+from test_training_shared_prefix import FULL_IN_FAST
 
 from vlmr1.training import shared_prefix as sp
 from vlmr1.training.config import parse_train_args
@@ -34,7 +35,8 @@ def run(model_dir, output_dir, shared: bool):
     return logs, {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
 
 
-@pytest.mark.parametrize("family", sorted(FAMILY_DIRS))
+@pytest.mark.parametrize("family", [pytest.param(f, marks=() if f in FULL_IN_FAST else pytest.mark.slow)
+                                    for f in sorted(FAMILY_DIRS)])
 def test_five_steps_match_the_stock_run(family, tmp_path, monkeypatch, request):
     model_dir = request.getfixturevalue(FAMILY_DIRS[family])
     calls = {"logps": 0, "prefill": 0}

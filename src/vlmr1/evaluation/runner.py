@@ -202,7 +202,6 @@ def run_eval(args: EvalArguments) -> tuple[dict[str, dict[str, Any]], list[dict[
     """
     from accelerate import PartialState
 
-    from vlmr1.models.frames import frame_settings_from_processor
     from vlmr1.models.loading import load_model, load_processor
 
     checked = check_eval_data(args)  # bad data must stop the run before minutes of model loading
@@ -225,14 +224,13 @@ def run_eval(args: EvalArguments) -> tuple[dict[str, dict[str, Any]], list[dict[
     metrics, predictions = evaluate(model, processor, rows, checked.task, args.batch_size, args.max_new_tokens,
                                     generator=generator)
     if rank == 0:
-        pixels = frame_settings_from_processor(processor)
         settings = {
             "data_file_paths": [s.path for s in checked.sources], "image_folders": [s.image_folder for s in
                                                                                     checked.sources],
             "reward_method": args.reward_method, "num_samples": args.num_samples, "batch_size": args.batch_size,
             "max_new_tokens": args.max_new_tokens, "decoding": "greedy",
             "backend": "vllm" if args.use_vllm else "transformers", "dtype": args.dtype,
-            "min_pixels": pixels["min_pixels"], "max_pixels": pixels["max_pixels"],
+            **family.image_settings(processor),  # min/max_pixels, or InternVL's max_tiles and tile_size
             "world_size": world,
         }
         paths = write_outputs(args.output_dir, metrics, predictions, sources=checked.sources, model=args.model,
