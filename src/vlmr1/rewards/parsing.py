@@ -21,6 +21,8 @@ from typing import Any
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+# GLM-4.1V-Thinking writes its final answer between these markers (inside our answer tags, or instead of them).
+BOX_OPEN, BOX_CLOSE = "<|begin_of_box|>", "<|end_of_box|>"
 
 # Strings longer than this are never numbers; also keeps float() cheap.
 _MAX_NUMBER_CHARS = 64
@@ -109,7 +111,8 @@ def extract_think(text: str) -> str | None:
 
 
 def answer_or_text(text: object) -> str:
-    """Return the ``<answer>`` content if present, else the whole text; stripped either way.
+    """Return the ``<answer>`` content if present, else GLM's last ``<|begin_of_box|>...<|end_of_box|>`` content,
+    else the whole text; stripped, and without GLM's box markers, either way.
 
     Used on both the completion and the gold ``solution`` (which may carry the tags too).
 
@@ -124,7 +127,13 @@ def answer_or_text(text: object) -> str:
     if not isinstance(text, str):
         text = str(text)
     answer = extract_answer(text)
-    return answer if answer is not None else text.strip()
+    if answer is None:
+        answer = extract_tag(text, BOX_OPEN, BOX_CLOSE, last=True)
+    if answer is None:
+        answer = text.strip()
+    if BOX_OPEN in answer or BOX_CLOSE in answer:
+        answer = answer.replace(BOX_OPEN, "").replace(BOX_CLOSE, "").strip()
+    return answer
 
 
 def collapse_whitespace(text: str) -> str:
