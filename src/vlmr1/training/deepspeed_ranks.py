@@ -15,6 +15,9 @@ with ZeRO-2 and ZeRO-3). The fix:
   ``--ds3_gather_for_generation`` needs it; otherwise generation runs on gathered weights.
 
 Plain DDP needs neither (it tolerates unused parameters here; the 2-process CPU test covers it).
+
+Separately, ``register_external_parameters`` tells ZeRO-3 (on any number of processes) about weights a module reads
+without calling their owner (GLM-4.1V's vision position embeddings), which it would otherwise leave partitioned.
 """
 
 from __future__ import annotations
@@ -30,6 +33,21 @@ def deepspeed_ranks_stage(accelerator) -> int | None:
     """The ZeRO stage when this run is DeepSpeed over several processes, else None."""
     plugin = getattr(accelerator.state, "deepspeed_plugin", None)
     return plugin.zero_stage if plugin is not None and accelerator.num_processes > 1 else None
+
+
+def register_external_parameters(*models) -> None:
+    """Under ZeRO-3, register each model's ``Family.external_parameters`` with DeepSpeed (models may be None, or
+    wrapped in a DeepSpeed engine)."""
+    from transformers.integrations import is_deepspeed_zero3_enabled
+
+    if not is_deepspeed_zero3_enabled():
+        return
+    import deepspeed
+
+    for model in filter(None, models):
+        model = getattr(model, "module", model)  # a DeepSpeed engine (TRL's reference model)
+        for module, parameter in get_family(model).external_parameters(model):
+            deepspeed.zero.register_external_parameter(module, parameter)
 
 
 def _zero_of(image_features) -> torch.Tensor:

@@ -10,7 +10,12 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 
 from vlmr1.training import shared_prefix as sp
-from vlmr1.training.deepspeed_ranks import deepspeed_ranks_stage, encode_blank_image, vision_in_every_forward
+from vlmr1.training.deepspeed_ranks import (
+    deepspeed_ranks_stage,
+    encode_blank_image,
+    register_external_parameters,
+    vision_in_every_forward,
+)
 from vlmr1.training.shared_prefix_generate import prefill_once_generate
 from vlmr1.training.vllm_inputs import vllm_prompt_ids
 
@@ -36,8 +41,13 @@ class VLMGRPOTrainer(GRPOTrainer):
 
     Under DeepSpeed on several processes, every forward runs the vision tower (``vlmr1.training.deepspeed_ranks``)
     and, under ZeRO-3, all ranks take the same log-prob path, so ranks with text-only batches issue the same
-    collectives as the others.
+    collectives as the others. ``__init__`` registers the weights a family's modules read outside their owner's
+    forward with ZeRO-3.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        register_external_parameters(self.model, self.ref_model)
 
     def _generate(self, prompts: list):
         *head, images, tool_images = super()._generate(prompts)

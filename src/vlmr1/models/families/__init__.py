@@ -156,6 +156,11 @@ class Family:
         frame = self.coordinate_frame(processor)
         return {"min_pixels": frame.min_pixels, "max_pixels": frame.max_pixels}
 
+    def external_parameters(self, model: nn.Module) -> list[tuple[nn.Module, nn.Parameter]]:
+        """(module, parameter) pairs where a module's forward reads a weight it does not own, which ZeRO-3 must be
+        told about (``deepspeed.zero.register_external_parameter``); none in most families."""
+        return []
+
     def vision_tower(self, backbone: nn.Module) -> nn.Module:
         """The vision tower of a ``<Family>Model`` backbone."""
         return getattr(backbone, self.vision_attr)

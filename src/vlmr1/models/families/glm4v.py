@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 import transformers
+from torch import nn
 
 from vlmr1.models.families import Family, TinySizes
 from vlmr1.models.tokenizer import ChatTokens, special_token_ids
@@ -47,6 +48,13 @@ def _mrope_section(head_dim: int) -> list[int]:
 
 class Glm4vFamily(Family):
     """GLM-4.1V: Qwen's image layout and M-RoPE, GLM's chat format and tokens, fused gate/up projections."""
+
+    def external_parameters(self, model: nn.Module) -> list[tuple[nn.Module, nn.Parameter]]:
+        """The vision embeddings interpolate their ``position_embedding.weight`` without calling that module, so
+        under ZeRO-3 it stays an empty partition unless registered with them."""
+        from transformers.models.glm4v.modeling_glm4v import Glm4vVisionEmbeddings
+
+        return [(m, m.position_embedding.weight) for m in model.modules() if isinstance(m, Glm4vVisionEmbeddings)]
 
     def chat_tokens(self) -> ChatTokens:
         return ChatTokens(GLM_SPECIAL_TOKENS, eos="<|endoftext|>", pad="<|endoftext|>")
