@@ -10,7 +10,7 @@ RSS). Prints medians and ratios as a table; where a target is missed, a ``torch.
 
     python benchmarks/bench_grpo_step.py            # small CPU case (a ~4M-parameter Qwen2.5-VL)
     python benchmarks/bench_grpo_step.py --threads 1  # the same on cores other processes share (steadier times)
-    python benchmarks/bench_grpo_step.py --arch qwen3_vl  # the same case for another family (see ARCHS)
+    python benchmarks/bench_grpo_step.py --arch internvl  # the same case for another family (see ARCHS)
     python benchmarks/bench_grpo_step.py --gpu      # Qwen2.5-VL-3B shapes, random weights, bf16, one GPU
 
 On CPU the table also gives process CPU time; it stays close to wall time unless other processes take the cores.
@@ -84,12 +84,14 @@ class Arch:
         image_size: the small case's image (width, height); None: ``IMAGE_TOKENS`` at the family's patch and merge
             sizes.
         full_size: ``(name, tokenizer -> config)`` of a full-size architecture for ``--gpu``, or None.
+        tiny: other ``build_tiny_model`` arguments (InternVL's tile size).
     """
 
     model_type: str
     vision: dict = dataclasses.field(default_factory=dict)
     image_size: tuple[int, int] | None = None
     full_size: tuple[str, Callable] | None = None
+    tiny: dict = dataclasses.field(default_factory=dict)
 
     def small_image_size(self) -> tuple[int, int]:
         if self.image_size is not None:
@@ -104,6 +106,9 @@ ARCHS = {
     "qwen2_vl": Arch("qwen2_vl"),
     # DeepStack from three vision blocks into the first three decoder layers, as in the released models
     "qwen3_vl": Arch("qwen3_vl", vision={"deepstack_visual_indexes": [0, 1, 2]}),
+    # 224 px tiles of 64 tokens: a 448 px square is 2 x 2 tiles and a thumbnail, 320 image tokens
+    "internvl": Arch("internvl", image_size=(448, 448), tiny={"tile_size": 224}),
+    "glm4v": Arch("glm4v"),
 }
 
 
@@ -114,7 +119,7 @@ def small_model(arch: Arch, workdir: str):
     width, height = arch.small_image_size()
     path = build_tiny_model(arch.model_type, workdir, text_layers=4, hidden_size=256, num_attention_heads=4,
                             num_key_value_heads=2, intermediate_size=512, vision_layers=4, vision_hidden=128,
-                            vision_heads=4, max_pixels=width * height)
+                            vision_heads=4, max_pixels=width * height, **arch.tiny)
     family = get_family(arch.model_type)
     if not arch.vision:
         model = family.load(path, dtype=torch.float32, attn_implementation="sdpa")
@@ -298,7 +303,7 @@ def main():
         for name, trainer in (("stock", stock), ("vlmr1", ours)):
             gen, prompt_len = generation(trainer, rows, case)
             runs[name] = {"generation": gen, "forward+backward": forward_backward(trainer, inputs)}
-        image_tokens = int((inputs["mm_token_type_ids"] == 1).sum(1)[0])
+        image_tokens = int((inputs["prompt_ids"][0] == model.config.image_token_id).sum())
         params = sum(p.numel() for p in model.parameters())
         print(f"case: {case.name}; {params / 1e6:.1f}M parameters, {case.dtype}, device {case.device}, "
               f"{torch.get_num_threads()} CPU threads, gradient checkpointing {'on' if checkpointing else 'off'}")

@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: tiny offline Qwen-VL checkpoints, built once per test session (~0.4 s each).
+"""Shared pytest fixtures: tiny offline checkpoints of every family, built once per test session (~0.4 s each).
 
 Each fixture returns the `Path` of a directory loadable with `AutoProcessor.from_pretrained` and
 `AutoModelForImageTextToText.from_pretrained` (no network). Treat the directories as read-only: they are shared
@@ -63,3 +63,15 @@ def tiny_qwen2vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_qwen3vl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tiny Qwen3-VL checkpoint (answers boxes on a 0-1000 grid, 16-px patches)."""
     return _build(tmp_path_factory, "qwen3_vl")
+
+
+@pytest.fixture(scope="session")
+def tiny_internvl_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny InternVL checkpoint (56 px tiles of 4 image tokens, at most 4 + thumbnail; boxes on a 0-1000 grid)."""
+    return _build(tmp_path_factory, "internvl")
+
+
+@pytest.fixture(scope="session")
+def tiny_glm4v_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny GLM-4.1V checkpoint (answers boxes on a 0-1000 grid)."""
+    return _build(tmp_path_factory, "glm4v")

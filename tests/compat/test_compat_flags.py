@@ -51,8 +51,8 @@ def test_script_specific_flags():
     assert training_args.learning_rate == 1e-5
     _, _, training_args, _ = parse(argv("run_grpo_rec_more_params.sh"))
     assert training_args.epsilon_high == 0.28
-    flags, *_ = parse(argv("run_grpo_rec_internvl.sh"))
-    assert flags.max_anyres_num == 6 and any("no InternVL family yet" in n for n in flags.vlm_r1_notes)
+    flags, script_args, *_ = parse(argv("run_grpo_rec_internvl.sh"))
+    assert script_args.max_anyres_num == 6  # read by the InternVL family (tests/models/test_models_internvl_glm.py)
     flags, script_args, training_args, _ = parse(argv("run_grpo_gui.sh") + ONE_PROCESS["run_grpo_gui.sh"])
     assert script_args.reward_funcs == ["accuracy", "format"] and script_args.reward_method == "all_match"
     assert script_args.task_type == "gui" and training_args.max_steps == 1200 and training_args.save_steps == 400

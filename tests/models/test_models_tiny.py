@@ -121,14 +121,15 @@ def test_tokenizer_properties(tiny):
     assert tok.bos_token is None  # nothing is prepended, as with the Qwen Instruct tokenizers
 
 
-@pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen2_vl", "qwen3_vl", "Qwen2.5-VL"])
+@pytest.mark.parametrize("arch", ["qwen2_5_vl", "qwen2_vl", "qwen3_vl", "Qwen2.5-VL", "InternVL", "glm4v"])
 def test_tiny_config_builds_in_code(arch):
     config = tiny_config(arch, hidden_size=32, num_attention_heads=2, text_layers=1, vision_layers=1)
     family = get_family(config)
     model = family.model_class(config)
     n_params = sum(p.numel() for p in model.parameters())
     assert n_params < 500_000
-    assert config.vision_config.patch_size == family.patch_size
+    patch = config.vision_config.patch_size  # InternVL's is (height, width)
+    assert (patch if isinstance(patch, int) else patch[0]) == family.patch_size
 
 
 @pytest.mark.parametrize("arch, family_base", [("qwen2_5_vl", 1e6), ("qwen3_vl", 5e6)])

@@ -38,6 +38,14 @@ def test_answer_or_text_falls_back_to_whole_text():
     assert answer_or_text(7) == "7"
 
 
+def test_answer_or_text_drops_glm_box_markers():
+    # GLM-4.1V-Thinking wraps its final answer in <|begin_of_box|>...<|end_of_box|>, inside our tags or alone
+    assert answer_or_text("<think>t</think><answer><|begin_of_box|>B<|end_of_box|></answer>") == "B"
+    assert answer_or_text("<think>so 3</think><|begin_of_box|> 3 <|end_of_box|>") == "3"
+    assert answer_or_text("<|begin_of_box|>1<|end_of_box|> then <|begin_of_box|>2<|end_of_box|>") == "2"
+    assert answer_or_text("unclosed <|begin_of_box|>[1, 2, 3, 4]") == "unclosed [1, 2, 3, 4]"
+
+
 def test_normalize_text():
     assert normalize_text("  The   Cat. ") == "the cat"
     assert normalize_text('"Paris"!') == "paris"

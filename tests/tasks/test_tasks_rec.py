@@ -83,6 +83,19 @@ def test_parse_box_rejects_missing_or_ambiguous(text):
     assert parse_box(text) is None
 
 
+@pytest.mark.parametrize("text", [
+    "<answer><ref>the dog</ref><box>[[250, 500, 500, 750]]</box></answer>",  # InternVL's grounding format
+    "<answer>[[250, 500, 500, 750]]</answer>",
+    "<answer><|begin_of_box|>[250, 500, 500, 750]<|end_of_box|></answer>",  # GLM-4.1V's answer box
+    "<think>the dog is lower left</think><|begin_of_box|>[250, 500, 500, 750]<|end_of_box|>",  # GLM, no tags
+])
+def test_internvl_and_glm_answers_read_on_the_0_1000_grid(text):
+    # both families answer on a 0-1000 grid: on a 640x480 image [250, 500, 500, 750] is [160, 240, 320, 360]
+    row = dict(bbox=[160, 240, 320, 360], original_sizes=[[640, 480]], frame_sizes=[[1000, 1000]])
+    assert predicted_box(text, row) == pytest.approx([160, 240, 320, 360])
+    assert score(rec_iou, text, **row) == pytest.approx(1.0)
+
+
 def test_resized_pixel_frame_maps_to_original_hand_computed():
     # Qwen2.5-VL style: a 200x100 image seen as 112x56 -> sx = sy = 200/112.
     row = dict(bbox=[50, 25, 150, 75], original_sizes=[[200, 100]], frame_sizes=[[112, 56]])

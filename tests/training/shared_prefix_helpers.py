@@ -19,9 +19,9 @@ from vlmr1.training import shared_prefix as sp
 from vlmr1.training.config import VLMR1GRPOConfig
 from vlmr1.training.trainer import VLMGRPOTrainer
 
-EOS = "<|im_end|>"
 # Every family whose ``Family.shared_prefix`` is on, and the conftest fixture of its tiny checkpoint.
-FAMILY_DIRS = {"qwen2_5_vl": "tiny_qwen25vl_dir", "qwen2_vl": "tiny_qwen2vl_dir", "qwen3_vl": "tiny_qwen3vl_dir"}
+FAMILY_DIRS = {"qwen2_5_vl": "tiny_qwen25vl_dir", "qwen2_vl": "tiny_qwen2vl_dir", "qwen3_vl": "tiny_qwen3vl_dir",
+               "internvl": "tiny_internvl_dir", "glm4v": "tiny_glm4v_dir"}
 
 
 def constant_reward(completions, **kwargs):
@@ -77,7 +77,7 @@ def grpo_batch(processor, prompts, group_size: int, completion_len: int, seed: i
     has_images = any(images)
 
     tokenizer = processor.tokenizer
-    eos, pad = tokenizer.convert_tokens_to_ids(EOS), tokenizer.pad_token_id
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     completions = torch.as_tensor(rng.integers(3, min(tokenizer.all_special_ids), (len(images), completion_len)))
     completion_mask = torch.ones_like(completions)
     for row in range(len(images)):
@@ -90,12 +90,22 @@ def grpo_batch(processor, prompts, group_size: int, completion_len: int, seed: i
         "input_ids": torch.cat([inputs["input_ids"], completions], dim=1),
         "attention_mask": torch.cat([inputs["attention_mask"], completion_mask], dim=1),
         "logits_to_keep": completion_len,
-        "mm_token_type_ids": torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completions)], dim=1),
     }
+    if "mm_token_type_ids" in inputs:  # M-RoPE families
+        batch["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(completions)], dim=1)
     if has_images:
-        batch.update(pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"],
-                     num_images=[len(i) for i in images])
+        batch.update(pixel_values=inputs["pixel_values"], num_images=[len(i) for i in images])
+        if "image_grid_thw" in inputs:
+            batch["image_grid_thw"] = inputs["image_grid_thw"]
+        else:  # InternVL's tiles, as TRL passes them (it does not when every image is one tile)
+            batch["num_tiles"] = tiles_per_row(processor, inputs["input_ids"])
     return batch
+
+
+def tiles_per_row(processor, prompt_ids) -> list[int]:
+    """InternVL: the tiles of each row's images, counted from its image tokens."""
+    image_tokens = (prompt_ids == processor.image_token_id).sum(1)
+    return (image_tokens // processor.image_seq_length).tolist()
 
 
 def forward(trainer, batch: dict, shared: bool, grad: bool = True, batch_size=None, model=None, expect_shared=None):

@@ -57,9 +57,14 @@ def _assert_mixed_step(record):
     ("zero2", "qwen2_5_vl", []),
     ("zero3", "qwen2_5_vl", ["--ds3_gather_for_generation", "false"]),
     ("zero3", "qwen3_vl", []),
-], ids=["zero2", "zero3-no-gather-for-generation", "zero3-qwen3vl"])
+    ("zero3", "internvl", []),
+    ("zero3", "glm4v", []),
+    ("zero3", "internvl", ["--ds3_gather_for_generation", "false"]),
+], ids=["zero2", "zero3-no-gather-for-generation", "zero3-qwen3vl", "zero3-internvl", "zero3-glm4v",
+        "zero3-internvl-no-gather-for-generation"])
 def test_deepspeed_trains_with_text_only_batches_on_one_rank(config, arch, extra, tmp_path, request):
-    model_dir = request.getfixturevalue({"qwen2_5_vl": "tiny_qwen25vl_dir", "qwen3_vl": "tiny_qwen3vl_dir"}[arch])
+    model_dir = request.getfixturevalue({"qwen2_5_vl": "tiny_qwen25vl_dir", "qwen3_vl": "tiny_qwen3vl_dir",
+                                         "internvl": "tiny_internvl_dir", "glm4v": "tiny_glm4v_dir"}[arch])
     record = tmp_path / "record"
     record.mkdir()
     done = torchrun_train(model_dir, tmp_path / "run", MIXED, [EXAMPLES / "images"] * 2, record, 3,
@@ -74,16 +79,18 @@ def test_deepspeed_trains_with_text_only_batches_on_one_rank(config, arch, extra
 
 
 @pytest.mark.slow  # torchrun on 2 CPU processes: `make test-slow`
-def test_zero3_shared_prefix_matches_stock_saves_whole_weights_and_resumes(tmp_path, tiny_qwen25vl_dir):
+@pytest.mark.parametrize("fixture", ["tiny_qwen25vl_dir", "tiny_internvl_dir"])  # M-RoPE grids; 1-D tiles
+def test_zero3_shared_prefix_matches_stock_saves_whole_weights_and_resumes(tmp_path, fixture, request):
     """ZeRO-3's default path (shared prefix, generation on gathered weights) learns as TRL's stock path does."""
     from transformers import AutoModelForImageTextToText
 
+    model_dir = request.getfixturevalue(fixture)
     zero3 = ["--deepspeed", str(CONFIGS / "zero3.json"), "--save_steps", "2"]
     runs = {}
     for name, extra in (("shared", []), ("stock", ["--shared_prefix", "false"])):
         record = tmp_path / f"record_{name}"
         record.mkdir()
-        done = torchrun_train(tiny_qwen25vl_dir, tmp_path / name, MIXED, [EXAMPLES / "images"] * 2, record, 2,
+        done = torchrun_train(model_dir, tmp_path / name, MIXED, [EXAMPLES / "images"] * 2, record, 2,
                               *zero3, *extra, batch=2, port=29529)
         _assert_mixed_step(record)
         runs[name] = losses(done)
@@ -95,7 +102,7 @@ def test_zero3_shared_prefix_matches_stock_saves_whole_weights_and_resumes(tmp_p
     checkpoint = tmp_path / "shared" / "checkpoint-2"
     model = AutoModelForImageTextToText.from_pretrained(checkpoint)  # whole 16-bit weights, gathered at save
     assert all(p.numel() > 0 for p in model.parameters())
-    done = torchrun_train(tiny_qwen25vl_dir, tmp_path / "shared", MIXED, [EXAMPLES / "images"] * 2,
+    done = torchrun_train(model_dir, tmp_path / "shared", MIXED, [EXAMPLES / "images"] * 2,
                           tmp_path / "record_shared", 3, *zero3, batch=2, port=29529)
     assert "resuming from" in done.stderr and "checkpoint-2" in done.stderr
     state = json.loads((tmp_path / "shared" / "checkpoint-3" / "trainer_state.json").read_text())

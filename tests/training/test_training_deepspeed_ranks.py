@@ -11,7 +11,9 @@ from vlmr1.models import get_family
 from vlmr1.training.deepspeed_ranks import encode_blank_image, vision_in_every_forward
 
 
-@pytest.fixture(scope="module", params=["tiny_qwen25vl_dir", "tiny_qwen3vl_dir"])
+# InternVL runs its blank tile; GLM-4.1V takes the Qwen grid path (slow only)
+@pytest.fixture(scope="module", params=["tiny_qwen25vl_dir", "tiny_qwen3vl_dir", "tiny_internvl_dir",
+                                        pytest.param("tiny_glm4v_dir", marks=pytest.mark.slow)])
 def model_and_processor(request):
     path = request.getfixturevalue(request.param)
     model = get_family(AutoConfig.from_pretrained(path)).load(str(path), dtype=torch.float32)
@@ -30,7 +32,7 @@ def _inputs(processor, with_image: bool):
 
 def _count_vision_calls(model):
     calls = []
-    handle = model.model.visual.register_forward_hook(lambda *a: calls.append(1))
+    handle = get_family(model).vision_tower(model.model).register_forward_hook(lambda *a: calls.append(1))
     return calls, handle
 
 
@@ -55,7 +57,8 @@ def test_text_only_backward_reaches_the_vision_weights(model_and_processor):
     model.zero_grad()
     with vision_in_every_forward(model.model):
         model(**_inputs(processor, False)).logits.sum().backward()
-    grads = [p.grad for p in model.model.visual.parameters() if p.requires_grad]
+    prefixes = get_family(model).vision_module_prefixes(model)  # InternVL: its projector too
+    grads = [p.grad for prefix in prefixes for p in model.get_submodule(prefix).parameters() if p.requires_grad]
     assert grads and all(g is not None and not g.any() for g in grads)  # reached, and zero
     model.zero_grad()
 

@@ -3,7 +3,9 @@
 Each case builds a GRPO batch as TRL does and runs ``VLMGRPOTrainer._get_per_token_logps_and_entropies`` twice,
 ``--shared_prefix false`` (TRL's own method) and ``true``: log-probs and entropies must agree within 1e-5 and every
 parameter gradient of a weighted sum of both within 1e-4 relative. Every case runs for each family that opts in
-(``Family.shared_prefix``).
+(``Family.shared_prefix``): in ``make test`` for one family per code path (``FULL_IN_FAST``: M-RoPE with image grids,
+1-D positions with tiles), the others under the ``slow`` marker; ``make test`` checks every other family with one
+compact case (single and multi-image rows, greedy generation logits).
 """
 
 import dataclasses
@@ -22,9 +24,13 @@ from shared_prefix_helpers import (
     worst_relative_gradient_error,
 )
 
-from vlmr1.models import get_family, register_family
+from vlmr1.models import get_family, register_family, vision_module_prefixes
 from vlmr1.training import shared_prefix as sp
 from vlmr1.training.shared_prefix_generate import prefill_once_generate
+
+# One family per code path of the shared prefix: M-RoPE positions with image grids (Qwen2.5-VL; GLM-4.1V, Qwen2-VL
+# and Qwen3-VL take the same path), and 1-D positions with tiles (InternVL).
+FULL_IN_FAST = ("qwen2_5_vl", "internvl")
 
 # (text, image sizes, image seed): two prompts share text and image size but not pixels; lengths differ (padding).
 SINGLE = [("How many red shapes are there?", [(112, 84)], 0), ("How many red shapes are there?", [(112, 84)], 10),
@@ -33,11 +39,17 @@ MULTI = [("Which image has more shapes?", [(84, 84), (112, 56)], 30), ("What is 
          ("Describe the first picture.", [(56, 112), (84, 84)], 40)]
 
 
-@pytest.fixture(scope="module", params=sorted(FAMILY_DIRS))
+@pytest.fixture(scope="module", params=[pytest.param(f, marks=() if f in FULL_IN_FAST else pytest.mark.slow)
+                                        for f in sorted(FAMILY_DIRS)])
 def model_dir(request):
     """The tiny checkpoint of each family that opts in to the shared prefix."""
     assert get_family(request.param).shared_prefix
     return request.getfixturevalue(FAMILY_DIRS[request.param])
+
+
+def vision_params(names) -> bool:
+    """Whether any of the parameter ``names`` is in the vision tower (or a separate projector)."""
+    return any(".visual." in n or ".vision_tower." in n or ".multi_modal_projector." in n for n in names)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +79,7 @@ def test_logps_and_gradients_match_stock(trainer, prompts):
     assert batch["attention_mask"][:, 0].min() == 0  # prompts of different lengths: left padding
     stock, _ = assert_same(trainer, batch)
     assert any("language_model" in n for n in stock[2])
-    assert any("visual" in n for n in stock[2]) == (prompts is not TEXT)
+    assert vision_params(stock[2]) == (prompts is not TEXT)
     if getattr(trainer.model.config.vision_config, "deepstack_visual_indexes", None) and prompts is not TEXT:
         # Qwen3-VL: DeepStack features reach the completions only through the prompt's keys/values
         assert any("deepstack_merger" in n for n in stock[2])
@@ -92,12 +104,13 @@ def test_gradient_checkpointing_matches_stock(model_dir, tmp_path):
 def test_frozen_vision_matches_stock(model_dir, tmp_path):
     trainer = make_trainer(model_dir, tmp_path, freeze_vision=True)
     stock, _ = assert_same(trainer, grpo_batch(trainer.processing_class, MULTI, group_size=3, completion_len=8))
-    assert not any("visual" in n for n in stock[2])
+    assert stock[2] and not vision_params(stock[2])
+    assert vision_module_prefixes(trainer.model)  # the tower is there, only frozen
 
 
 def test_lora_matches_stock(model_dir, tmp_path):
-    lora = LoraConfig(r=4, lora_alpha=8, target_modules=get_family("qwen2_5_vl").lora_target_modules(), task_type="CAUSAL_LM",
-                      init_lora_weights=False)  # non-zero B: the adapters change the outputs
+    lora = LoraConfig(r=4, lora_alpha=8, target_modules=get_family(str(model_dir)).lora_target_modules(),
+                      task_type="CAUSAL_LM", init_lora_weights=False)  # non-zero B: the adapters change the outputs
     trainer = make_trainer(model_dir, tmp_path, peft_config=lora)
     stock, _ = assert_same(trainer, grpo_batch(trainer.processing_class, SINGLE, group_size=3, completion_len=8))
     assert stock[2] and all("lora_" in n for n in stock[2])
@@ -123,6 +136,10 @@ def test_generation_prefills_each_prompt_once_and_samples_as_stock(trainer, monk
 
 
 def test_generation_logits_match_stock(trainer):
+    assert_same_greedy_logits(trainer)
+
+
+def assert_same_greedy_logits(trainer):
     # Sampling hides small logit errors; greedy decoding's per-step logits do not (padded, multi-image, text-only).
     model = trainer.model
     inputs, images = prompt_inputs(trainer.processing_class, SINGLE + MULTI, group_size=2)
@@ -134,6 +151,19 @@ def test_generation_logits_match_stock(trainer):
     assert not fallbacks
     assert torch.equal(stock.sequences, shared.sequences)
     assert max((a - b).abs().max().item() for a, b in zip(stock.logits, shared.logits)) <= 1e-5
+
+
+@pytest.mark.parametrize("family", sorted(set(FAMILY_DIRS) - set(FULL_IN_FAST)))
+def test_every_other_family_matches_stock(family, request, tmp_path):
+    """One compact case per family outside ``FULL_IN_FAST``: single- and multi-image (and text-only) rows in one
+    batch, log-probs and gradients, then greedy generation logits. The whole matrix runs under ``slow``."""
+    trainer = make_trainer(request.getfixturevalue(FAMILY_DIRS[family]), tmp_path)
+    stock, _ = assert_same(trainer, grpo_batch(trainer.processing_class, SINGLE[1:] + MULTI, group_size=2,
+                                               completion_len=6))
+    assert vision_params(stock[2])
+    if getattr(trainer.model.config.vision_config, "deepstack_visual_indexes", None):
+        assert any("deepstack_merger" in n for n in stock[2])  # Qwen3-VL: DeepStack reaches the completions
+    assert_same_greedy_logits(trainer)
 
 
 def opt_out(family: str, request) -> None:

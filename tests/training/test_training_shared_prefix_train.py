@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from shared_prefix_helpers import FAMILY_DIRS
+from test_training_shared_prefix import FULL_IN_FAST
 
 from vlmr1.training import shared_prefix as sp
 from vlmr1.training.config import parse_train_args
@@ -34,7 +35,8 @@ def run(model_dir, output_dir, shared: bool):
     return logs, {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
 
 
-@pytest.mark.parametrize("family", sorted(FAMILY_DIRS))
+@pytest.mark.parametrize("family", [pytest.param(f, marks=() if f in FULL_IN_FAST else pytest.mark.slow)
+                                    for f in sorted(FAMILY_DIRS)])
 def test_five_steps_match_the_stock_run(family, tmp_path, monkeypatch, request):
     model_dir = request.getfixturevalue(FAMILY_DIRS[family])
     calls = {"logps": 0, "prefill": 0}
@@ -60,6 +62,12 @@ def test_five_steps_match_the_stock_run(family, tmp_path, monkeypatch, request):
         for key in [k for k in LOGGED if k in stock]:  # rollout metrics only on generation steps
             assert abs(stock[key] - shared[key]) <= 1e-6 + rel * abs(stock[key]), (stock["step"], key)
     assert max(abs(s["loss"]) for s in stock_logs) > 1e-2 and min(s["grad_norm"] for s in stock_logs) > 0.1
-    # and 1e-3 relative on the weights after 5 steps
+    # and on the weights after 5 steps: 1e-4 relative over the whole model, 1e-3 per tensor but the attention key
+    # biases. Softmax ignores a shift shared by every key (only RoPE's rotation breaks that), so their gradients are
+    # ~1e-3 of the value biases' and mostly float noise, which Adam turns into lr-sized steps: they end up to
+    # ~1.4e-3 apart (InternVL; Qwen2.5-VL 7e-4) where every other tensor is within 5e-5.
+    difference = sum((w - shared_weights[n]).norm() ** 2 for n, w in stock_weights.items()) ** 0.5
+    assert difference <= 1e-4 * sum(w.norm() ** 2 for w in stock_weights.values()) ** 0.5
     for name, weight in stock_weights.items():
-        assert (weight - shared_weights[name]).norm() <= 1e-3 * weight.norm(), name
+        tolerance = 1e-2 if name.endswith("k_proj.bias") else 1e-3
+        assert (weight - shared_weights[name]).norm() <= tolerance * weight.norm(), name

@@ -43,6 +43,8 @@ class EvalArguments:
                                                              "checkpoint processor's)"})
     max_pixels: int = field(default=None, metadata={"help": "largest image area fed to the model (default: the "
                                                              "checkpoint processor's, i.e. the training run's)"})
+    max_anyres_num: int = field(default=None, metadata={"help": "most tiles per image for tiling families (InternVL; "
+                                                                 "default: the checkpoint processor's)"})
     use_vllm: bool = field(default=False, metadata={"help": "generate with vLLM (pip install 'vlmr1[vllm]')"})
     dtype: str = field(default="auto", metadata={"help": "weights dtype: auto (the checkpoint's), bfloat16, float32, ..."})
     attn_implementation: str = field(default=None, metadata={"help": "e.g. sdpa, flash_attention_2"})

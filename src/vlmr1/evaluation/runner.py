@@ -222,11 +222,11 @@ def run_eval(args: EvalArguments) -> tuple[dict[str, dict[str, Any]], list[dict[
     """
     from accelerate import PartialState
 
-    from vlmr1.models.frames import frame_settings_from_processor
     from vlmr1.models.loading import load_model, load_processor
 
     checked = check_eval_data(args)  # bad data must stop the run before minutes of model loading
-    family, processor = load_processor(args.model, args.model_revision, args.min_pixels, args.max_pixels)
+    family, processor = load_processor(args.model, args.model_revision, args.min_pixels, args.max_pixels,
+                                       args.max_anyres_num)
     rows = build_dataset(checked.data, checked.task.format_question, family.coordinate_frame(processor))
     # Sets up torch.distributed under torchrun and picks this rank's device; rank and world size are then read
     # from torch.distributed itself (PartialState reports a CPU-only torchrun as one process).
@@ -242,14 +242,14 @@ def run_eval(args: EvalArguments) -> tuple[dict[str, dict[str, Any]], list[dict[
             revision=args.model_revision)
     else:
         model = load_model(family, args.model, args.dtype, args.attn_implementation, args.model_revision).to(device)
-    pixels = frame_settings_from_processor(processor)
     settings = {
         "data_file_paths": [s.path for s in checked.sources],
         "image_folders": [s.image_folder for s in checked.sources],
         "reward_method": args.reward_method, "num_samples": args.num_samples, "batch_size": args.batch_size,
         "max_new_tokens": args.max_new_tokens, "decoding": "greedy",
         "backend": "vllm" if args.use_vllm else "transformers", "dtype": args.dtype,
-        "min_pixels": pixels["min_pixels"], "max_pixels": pixels["max_pixels"], "world_size": world,
+        **family.image_settings(processor),  # min/max_pixels, or InternVL's max_tiles and tile_size
+        "world_size": world,
     }
     done: list[dict[str, Any]] = []
     try:

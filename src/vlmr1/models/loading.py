@@ -46,23 +46,16 @@ def check_model_folder(path: str) -> None:
                             f".save_pretrained('{path}'), with the --max_pixels the model was trained with")
 
 
-def set_pixel_limits(processor, min_pixels: int | None, max_pixels: int | None) -> None:
-    """Bound the image area the processor resizes to (``--min_pixels`` / ``--max_pixels``); None keeps its own."""
-    image_processor = processor.image_processor
-    size = dict(image_processor.size)
-    if min_pixels is not None:
-        size["shortest_edge"] = min_pixels
-    if max_pixels is not None:
-        size["longest_edge"] = max_pixels
-    if size["shortest_edge"] > size["longest_edge"]:
-        raise bad_argument("--min_pixels", f"{size['shortest_edge']} is above --max_pixels {size['longest_edge']}",
-                           "give --min_pixels at most --max_pixels")
-    image_processor.size = {"shortest_edge": size["shortest_edge"], "longest_edge": size["longest_edge"]}
-
-
 def load_processor(path: str, revision: str | None = None, min_pixels: int | None = None,
-                   max_pixels: int | None = None):
-    """The family and processor of a checkpoint (folder or Hub id), with the run's pixel limits; no weights."""
+                   max_pixels: int | None = None, max_tiles: int | None = None):
+    """The family and processor of a checkpoint (folder or Hub id), with the run's image limits; no weights.
+
+    Args:
+        min_pixels, max_pixels: bounds on the image area (``--min_pixels``/``--max_pixels``); None keeps the
+            processor's.
+        max_tiles: the most tiles per image for tiling families (InternVL; VLM-R1's ``--max_anyres_num``); None
+            keeps the processor's.
+    """
     from transformers import AutoConfig, AutoProcessor
 
     check_model_folder(path)
@@ -81,7 +74,7 @@ def load_processor(path: str, revision: str | None = None, min_pixels: int | Non
     if not hasattr(processor, "image_processor"):
         raise ValueError(f"{path} has a tokenizer but no image processor: save the processor next to the checkpoint "
                          "(processor.save_pretrained(dir)) or copy it from the base model")
-    set_pixel_limits(processor, min_pixels, max_pixels)
+    family.set_image_limits(processor, min_pixels, max_pixels, max_tiles)
     return family, processor
 
 

@@ -1,16 +1,19 @@
-"""Tiny offline Qwen-style tokenizer and chat template, trained locally in well under a second.
+"""Tiny offline tokenizers and the Qwen chat template, trained locally in well under a second.
 
 The tokenizer is a byte-level BPE trained with the `tokenizers` library on a corpus generated in code
-(referring phrases, questions, JSON with numbers, `<think>`/`<answer>` tags). It carries the Qwen special
-tokens with Qwen's ordering, splits digits one per token, and round-trips arbitrary text byte-exactly
-(no normalizer). It is wrapped in transformers' `TokenizersBackend` (alias `PreTrainedTokenizerFast`),
-which reloads `tokenizer.json` verbatim; `Qwen2Tokenizer` would rebuild its own pipeline on load.
+(referring phrases, questions, JSON with numbers, `<think>`/`<answer>` tags). It carries a family's special
+tokens (:class:`ChatTokens`; the Qwen ones by default, in Qwen's ordering), splits digits one per token, and
+round-trips arbitrary text byte-exactly (no normalizer). It is wrapped in transformers' `TokenizersBackend` (alias
+`PreTrainedTokenizerFast`), which reloads `tokenizer.json` verbatim; `Qwen2Tokenizer` would rebuild its own pipeline
+on load. Each family adapter (``vlmr1.models.families``) names its tokens and chat template.
 """
 
 from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
@@ -33,6 +36,27 @@ QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
     "<|image_pad|>",
     "<|video_pad|>",
 )
+
+
+
+@dataclass(frozen=True)
+class ChatTokens:
+    """The special tokens of a family's tokenizer.
+
+    Attributes:
+        special: every special token, in the order the real vocabulary numbers them.
+        eos, pad: the end-of-sequence and padding tokens (both among ``special``).
+        named: extra named tokens the family's processor reads as tokenizer attributes (InternVL's
+            ``context_image_token`` ...), saved as ``extra_special_tokens``.
+    """
+
+    special: tuple[str, ...]
+    eos: str
+    pad: str
+    named: Mapping[str, str] = field(default_factory=dict)
+
+
+QWEN_CHAT_TOKENS = ChatTokens(QWEN_SPECIAL_TOKENS, eos="<|im_end|>", pad="<|endoftext|>")
 
 # `_SPLIT_PATTERN` is Qwen's own pre-tokenisation split (letters, single digits, punctuation runs, whitespace),
 # taken from transformers; Digits below makes one-digit-per-token explicit and independent of the regex.
@@ -122,15 +146,19 @@ def generate_corpus(num_samples: int = 800, seed: int = 0) -> list[str]:
     return corpus
 
 
-def build_qwen_chat_template(default_system_prompt: str | None = None) -> str:
-    """Build a Qwen-style Jinja chat template.
+def build_qwen_chat_template(default_system_prompt: str | None = None,
+                             image_placeholder: str = "<|vision_start|><|image_pad|><|vision_end|>",
+                             video_placeholder: str = "<|vision_start|><|video_pad|><|vision_end|>") -> str:
+    """Build a Qwen-style (ChatML) Jinja chat template.
 
-    Turns render as `<|im_start|>role\\n...<|im_end|>\\n`; an image part renders as
-    `<|vision_start|><|image_pad|><|vision_end|>` (video: `<|video_pad|>`) at its position in the content list.
+    Turns render as `<|im_start|>role\\n...<|im_end|>\\n`; an image part renders as `image_placeholder` (Qwen:
+    `<|vision_start|><|image_pad|><|vision_end|>`, InternVL: `<IMG_CONTEXT>\\n`) at its position in the content list,
+    a video part as `video_placeholder`.
 
     Args:
         default_system_prompt: if given, a system turn with this text is prepended when the conversation
             does not start with one (as the real Qwen2/2.5-VL templates do with "You are a helpful assistant.").
+        image_placeholder, video_placeholder: what an image / video part renders as.
 
     Returns:
         The Jinja template string.
@@ -150,9 +178,9 @@ def build_qwen_chat_template(default_system_prompt: str | None = None) -> str:
         "{%- elif message['content'] is not none -%}"
         "{%- for part in message['content'] -%}"
         "{%- if part['type'] == 'image' or 'image' in part or 'image_url' in part -%}"
-        "{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
+        "{{- " + json.dumps(image_placeholder) + " -}}"
         "{%- elif part['type'] == 'video' or 'video' in part -%}"
-        "{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}"
+        "{{- " + json.dumps(video_placeholder) + " -}}"
         "{%- elif 'text' in part -%}"
         "{{- part['text'] -}}"
         "{%- endif -%}"
@@ -171,18 +199,20 @@ def train_tiny_tokenizer(
     *,
     seed: int = 0,
     chat_template: str | None = None,
+    tokens: ChatTokens = QWEN_CHAT_TOKENS,
 ) -> PreTrainedTokenizerFast:
-    """Train a tiny byte-level BPE tokenizer with the Qwen special tokens.
+    """Train a tiny byte-level BPE tokenizer with a family's special tokens (Qwen's by default).
 
     Args:
         vocab_size: target size of the BPE vocabulary (the 256 byte symbols included; the special tokens come
             on top, with ids right after the BPE vocabulary as in real Qwen checkpoints).
         seed: seed of the generated corpus.
         chat_template: Jinja chat template to attach; defaults to `build_qwen_chat_template()`.
+        tokens: the special tokens, eos and pad.
 
     Returns:
-        A `PreTrainedTokenizerFast` (`TokenizersBackend`) with eos `<|im_end|>`, pad `<|endoftext|>`,
-        no bos (as the Qwen Instruct tokenizers), and `padding_side="left"` for generation.
+        A `PreTrainedTokenizerFast` (`TokenizersBackend`) with the given eos and pad (Qwen: `<|im_end|>`,
+        `<|endoftext|>`), no bos (as the Qwen Instruct tokenizers), and `padding_side="left"` for generation.
     """
     backend = Tokenizer(models.BPE())
     backend.pre_tokenizer = pre_tokenizers.Sequence(
@@ -201,13 +231,14 @@ def train_tiny_tokenizer(
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     backend.train_from_iterator(generate_corpus(seed=seed), trainer=trainer)
-    # Added after training so their ids follow the BPE vocabulary, in Qwen's order.
-    backend.add_special_tokens(list(QWEN_SPECIAL_TOKENS))
+    # Added after training so their ids follow the BPE vocabulary, in the family's order.
+    backend.add_special_tokens(list(tokens.special))
 
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
+        eos_token=tokens.eos,
+        pad_token=tokens.pad,
+        extra_special_tokens=dict(tokens.named) or None,
         unk_token=None,
         bos_token=None,
         padding_side="left",
@@ -218,13 +249,13 @@ def train_tiny_tokenizer(
     return tokenizer
 
 
-def special_token_ids(tokenizer) -> dict[str, int]:
-    """Ids of the Qwen special tokens in `tokenizer`.
+def special_token_ids(tokenizer, tokens: tuple[str, ...] = QWEN_SPECIAL_TOKENS) -> dict[str, int]:
+    """Ids of the special ``tokens`` (Qwen's by default) in `tokenizer`.
 
     Args:
-        tokenizer: any transformers tokenizer holding the Qwen special tokens.
+        tokenizer: any transformers tokenizer holding those tokens.
 
     Returns:
         Mapping from special-token string to id.
     """
-    return {tok: tokenizer.convert_tokens_to_ids(tok) for tok in QWEN_SPECIAL_TOKENS}
+    return {tok: tokenizer.convert_tokens_to_ids(tok) for tok in tokens}

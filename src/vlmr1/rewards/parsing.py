@@ -21,6 +21,8 @@ from typing import Any
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 ANSWER_OPEN, ANSWER_CLOSE = "<answer>", "</answer>"
+# GLM-4.1V-Thinking writes its final answer between these markers (inside our answer tags, or instead of them).
+BOX_OPEN, BOX_CLOSE = "<|begin_of_box|>", "<|end_of_box|>"
 
 # Strings longer than this are never numbers; also keeps float() cheap.
 _MAX_NUMBER_CHARS = 64
@@ -109,7 +111,8 @@ def extract_think(text: str) -> str | None:
 
 
 def answer_or_text(text: object) -> str:
-    """Return the ``<answer>`` content if present, else the whole text; stripped either way.
+    """Return the ``<answer>`` content if present, else GLM's last ``<|begin_of_box|>...<|end_of_box|>`` content,
+    else the whole text; stripped, and without GLM's box markers, either way.
 
     Used on both the completion and the gold ``solution`` (which may carry the tags too). A text whose last
     ``<answer>`` is never closed was cut off (``max_completion_length``): it has no answer, "" (VLM-R1 scores it 0 too).
@@ -125,9 +128,17 @@ def answer_or_text(text: object) -> str:
     if not isinstance(text, str):
         text = str(text)
     answer = extract_answer(text)
-    if answer is not None and text.rfind(ANSWER_OPEN) < text.rfind(ANSWER_CLOSE):
-        return answer
-    return "" if ANSWER_OPEN in text else text.strip()
+    if answer is not None and text.rfind(ANSWER_OPEN) > text.rfind(ANSWER_CLOSE):
+        return ""  # an <answer> opened after the last complete one was cut off: no answer
+    if answer is None:
+        if ANSWER_OPEN in text:
+            return ""
+        answer = extract_tag(text, BOX_OPEN, BOX_CLOSE, last=True)
+    if answer is None:
+        answer = text.strip()
+    if BOX_OPEN in answer or BOX_CLOSE in answer:
+        answer = answer.replace(BOX_OPEN, "").replace(BOX_CLOSE, "").strip()
+    return answer
 
 
 def collapse_whitespace(text: str) -> str:

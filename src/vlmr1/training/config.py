@@ -48,6 +48,9 @@ class VLMR1Arguments:
                                                              "(default: the processor's, 12845056 for Qwen2.5-VL)"})
     min_pixels: int = field(default=None, metadata={"help": "smallest image area fed to the model, in pixels "
                                                              "(default: the processor's, 3136 for Qwen2.5-VL)"})
+    max_anyres_num: int = field(default=None, metadata={"help": "most tiles per image for tiling families "
+                                                                 "(InternVL; VLM-R1's flag; default: the "
+                                                                 "processor's, 12 for the -hf checkpoints)"})
     freeze_vision_modules: bool = field(default=False, metadata={"help": "train the language model only"})
     check_images: bool = field(default=True, metadata={"help": "decode every image once before training (good files "
                                                                 "are remembered by size and mtime)"})

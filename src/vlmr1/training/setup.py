@@ -77,7 +77,7 @@ def build_trainer(script_args, training_args, model_args, run: CheckedRun | None
     held_out = math.ceil(num_rows * script_args.val_split_ratio)  # as datasets' train_test_split rounds
     check_enough_prompts(num_rows - held_out, training_args)
     family, processor = load_processor(model_args.model_name_or_path, model_args.model_revision,
-                                       script_args.min_pixels, script_args.max_pixels)
+                                       script_args.min_pixels, script_args.max_pixels, script_args.max_anyres_num)
     train_dataset, eval_dataset = make_datasets(run, family.coordinate_frame(processor),
                                                 script_args.val_split_ratio, training_args.seed)
     # Our rows carry extra columns for the rewards; TRL must not drop them.

@@ -21,9 +21,11 @@ keys/values carry them; completions hold no image tokens (``forward_reason``), s
 is added to them.
 
 A family opts in with ``Family.shared_prefix`` once these tests pass for it (``model_reason`` reads it). The model is
-reached through ``backbone_of``, ``decoder_layers`` and, for mRoPE, ``get_rope_index``, and images are flat patches
-with ``image_grid_thw`` (the Qwen layout, which GLM-4.1V shares). InternVL differs in both: tiles without grids, and
-1-D positions, for which stock generation (mask cumsum) and the stock training forward (columns) disagree on padding.
+reached through ``backbone_of``, ``decoder_layers`` and, for mRoPE (``Family.mrope``), ``get_rope_index``. Images come
+in one of two layouts (``Family.image_layout``, see :class:`BatchImages`): flat patches with ``image_grid_thw`` (Qwen,
+GLM-4.1V), or InternVL's ``(tiles, 3, H, W)`` crops without grids, a row's tile count read from its image tokens.
+InternVL's positions are 1-D, for which stock generation (mask cumsum) and the stock training forward (columns)
+disagree on padding: each path here follows its stock counterpart.
 
 The caches store nothing during the completion pass, so a layer replayed by (non-reentrant) gradient checkpointing
 sees the same keys/values; ``cache_through_checkpointing`` tells the decoder layers so. Rollouts use the same pieces
@@ -66,39 +68,88 @@ class PromptGroups:
         return [row for row, g in enumerate(self.row_to_group.tolist()) if g in wanted]
 
 
-def image_spans(image_grid_thw: torch.Tensor, num_images: list[int]) -> list[tuple[int, int, int, int]]:
-    """Per row: (first image, end image, first pixel row, end pixel row) in the flat image tensors."""
-    image_bounds = [0, *accumulate(num_images)]
-    pixel_bounds = [0, *accumulate(image_grid_thw.prod(-1).tolist())]
-    return [(image_bounds[i], image_bounds[i + 1], pixel_bounds[image_bounds[i]], pixel_bounds[image_bounds[i + 1]])
-            for i in range(len(num_images))]
+@dataclass(frozen=True)
+class BatchImages:
+    """A batch's images as the model takes them, split by row.
+
+    Attributes:
+        pixel_values: the flat pixel rows: patches (grid layout) or ``(tiles, 3, H, W)`` tiles.
+        image_grid_thw: each image's grid (grid layout), or None (tiles).
+        spans: per batch row, (first image, end image, first pixel row, end pixel row).
+    """
+
+    pixel_values: torch.Tensor
+    image_grid_thw: torch.Tensor | None
+    spans: list[tuple[int, int, int, int]]
+
+    @classmethod
+    def of(cls, model_config, input_ids, pixel_values, image_grid_thw, num_images) -> BatchImages | None:
+        """The images of a batch whose rows start with ``input_ids`` (their prompts), or None without images.
+
+        In the grid layout a row's pixel rows are its images' ``grid.prod()``; with tiles (no grid) they are its
+        image tokens over ``config.image_seq_length`` (TRL's ``num_tiles`` is not always passed: not when every image
+        is one tile).
+        """
+        if pixel_values is None:
+            return None
+        if image_grid_thw is not None:
+            image_bounds = [0, *accumulate(num_images)]
+            rows_per_image = [0, *accumulate(image_grid_thw.prod(-1).tolist())]
+            pixel_bounds = [rows_per_image[b] for b in image_bounds]
+        else:
+            tiles = (input_ids == model_config.image_token_id).sum(1) // model_config.image_seq_length
+            image_bounds = [0, *accumulate(num_images or [0] * input_ids.size(0))]
+            pixel_bounds = [0, *accumulate(tiles.tolist())]
+            if pixel_bounds[-1] != pixel_values.size(0):
+                raise ValueError(f"{pixel_bounds[-1]} tiles in the prompts' image tokens, {pixel_values.size(0)} "
+                                 "in pixel_values")
+        spans = [(image_bounds[i], image_bounds[i + 1], pixel_bounds[i], pixel_bounds[i + 1])
+                 for i in range(input_ids.size(0))]
+        return cls(pixel_values, image_grid_thw, spans)
+
+    def grid_key(self, row: int) -> bytes:
+        """The row's image grids (empty for tiles), part of the prompt's identity."""
+        if self.image_grid_thw is None:
+            return b""
+        return self.image_grid_thw[self.spans[row][0]:self.spans[row][1]].cpu().numpy().tobytes()
+
+    def same_pixels(self, a: int, b: int) -> bool:
+        (_, _, a0, a1), (_, _, b0, b1) = self.spans[a], self.spans[b]
+        return a1 - a0 == b1 - b0 and torch.equal(self.pixel_values[a0:a1], self.pixel_values[b0:b1])
+
+    def select(self, rows: list[int]):
+        """The pixel rows and grids of ``rows``' images, in that order; (None, None) when they have none."""
+        if all(self.spans[r][2] == self.spans[r][3] for r in rows):  # text-only prompts: no (empty) image batch
+            return None, None
+        pixels = torch.cat([self.pixel_values[self.spans[r][2]:self.spans[r][3]] for r in rows])
+        if self.image_grid_thw is None:
+            return pixels, None
+        return pixels, torch.cat([self.image_grid_thw[self.spans[r][0]:self.spans[r][1]] for r in rows])
 
 
 def find_prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, mm_token_type_ids=None,
-                       pixel_values=None, image_grid_thw=None, num_images=None) -> PromptGroups:
+                       images: BatchImages | None = None) -> PromptGroups:
     """Group the rows whose prompts are identical: same ids, mask, token types, image grids and pixels.
 
     Args:
         prompt_ids, prompt_mask: (batch, prompt_len), left-padded as TRL pads them.
         mm_token_type_ids: (batch, >= prompt_len) or None; only the prompt columns are compared.
-        pixel_values, image_grid_thw, num_images: the batch's flat images (Qwen layout) and images per row.
+        images: the batch's images (:class:`BatchImages`), or None.
     """
     prompt_len = prompt_ids.size(1)
     columns = [prompt_ids.masked_fill(prompt_mask == 0, -1), prompt_mask]
     if mm_token_type_ids is not None:
         columns.append(mm_token_type_ids[:, :prompt_len])
     keys = torch.cat([c.long() for c in columns], dim=1).cpu().numpy()
-    spans = image_spans(image_grid_thw, num_images) if pixel_values is not None else None
-    grids = image_grid_thw.cpu().numpy() if spans is not None else None
 
     buckets: dict[tuple, list[int]] = {}
     first_rows: list[int] = []
     row_to_group: list[int] = []
     for row in range(prompt_ids.size(0)):
-        key = (keys[row].tobytes(), grids[spans[row][0]:spans[row][1]].tobytes() if spans else b"")
+        key = (keys[row].tobytes(), images.grid_key(row) if images is not None else b"")
         candidates = buckets.setdefault(key, [])
         for group in candidates:  # ids and grids agree; the pixels decide
-            if spans is None or _same_pixels(pixel_values, spans[row], spans[first_rows[group]]):
+            if images is None or images.same_pixels(row, first_rows[group]):
                 row_to_group.append(group)
                 break
         else:
@@ -106,22 +157,6 @@ def find_prompt_groups(prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, mm_t
             row_to_group.append(len(first_rows))
             first_rows.append(row)
     return PromptGroups(first_rows, torch.tensor(row_to_group, device=prompt_ids.device))
-
-
-def _same_pixels(pixel_values: torch.Tensor, a: tuple, b: tuple) -> bool:
-    return torch.equal(pixel_values[a[2]:a[3]], pixel_values[b[2]:b[3]])
-
-
-def select_images(pixel_values, image_grid_thw, num_images, rows: list[int]):
-    """The pixel rows and grids of ``rows``' images, in that order; (None, None) when they have none."""
-    if pixel_values is None:
-        return None, None
-    spans = image_spans(image_grid_thw, num_images)
-    if all(spans[r][0] == spans[r][1] for r in rows):  # text-only prompts: no (empty) image batch for the model
-        return None, None
-    pixels = [pixel_values[spans[r][2]:spans[r][3]] for r in rows]
-    grids = [image_grid_thw[spans[r][0]:spans[r][1]] for r in rows]
-    return torch.cat(pixels), torch.cat(grids)
 
 
 def backbone_of(model):
@@ -135,12 +170,19 @@ def decoder_layers(backbone):
     return backbone.language_model.layers
 
 
-def prompt_positions(backbone, prompt_ids, prompt_mask, mm_token_type_ids, image_grid_thw, mrope: bool):
-    """(3, rows, prompt_len) positions of the prompts, as the stock forward computes them over the whole sequence.
+def prompt_positions(backbone, prompt_ids, prompt_mask, mm_token_type_ids, image_grid_thw, mrope: bool,
+                     generation: bool = False):
+    """Positions of the prompts as the stock forward (or, with ``generation``, stock ``generate``) computes them.
 
-    With ``mrope`` (token types and grids given) these are the family's ``get_rope_index``; otherwise the stock
-    forward falls back to column indices, padding included.
+    M-RoPE families: (3, rows, prompt_len); with ``mrope`` (token types and grids given) the family's
+    ``get_rope_index``, otherwise column indices, padding included, as the stock forward falls back to. 1-D families
+    (``Family.mrope`` False): (rows, prompt_len) columns, or for generation the count of real tokens before each
+    (``GenerationMixin._prepare_position_ids_for_generation``).
     """
+    if not get_family(backbone).mrope:
+        if generation:
+            return (prompt_mask.long().cumsum(-1) - 1).masked_fill(prompt_mask == 0, 0)
+        return torch.arange(prompt_ids.size(1), device=prompt_ids.device).expand(prompt_ids.size(0), -1)
     if mrope:
         positions, _ = backbone.get_rope_index(prompt_ids, mm_token_type_ids=mm_token_type_ids,
                                                image_grid_thw=image_grid_thw, attention_mask=prompt_mask)
@@ -219,8 +261,8 @@ def chunk_groups(groups: PromptGroups, batch_size: int | None) -> list[list[int]
 
 
 def shared_prefix_logps(model, backbone, input_ids, attention_mask, logits_to_keep: int, groups: PromptGroups, *,
-                        batch_size=None, compute_entropy=False, pixel_values=None, image_grid_thw=None,
-                        num_images=None, mm_token_type_ids=None):
+                        batch_size=None, compute_entropy=False, images: BatchImages | None = None,
+                        mm_token_type_ids=None):
     """Per-token log-probs (and entropies) of the completions, as TRL's ``_get_per_token_logps_and_entropies``.
 
     Args:
@@ -229,17 +271,17 @@ def shared_prefix_logps(model, backbone, input_ids, attention_mask, logits_to_ke
         input_ids, attention_mask: (batch, prompt_len + logits_to_keep), prompts left-padded.
         groups: ``find_prompt_groups`` of the batch's prompts.
         batch_size: most rows per chunk (whole groups per chunk); None: one chunk.
+        images: the batch's images, or None.
 
     Returns:
         (logps, entropies or None), each (batch, logits_to_keep), in the batch's row order.
     """
-    images = {"pixel_values": pixel_values, "image_grid_thw": image_grid_thw, "num_images": num_images}
     all_rows, all_logps, all_entropies = [], [], []
     with cache_through_checkpointing(backbone):
         for chunk in chunk_groups(groups, batch_size):
             rows = groups.rows_of(chunk)
             outputs = _chunk_forward(model, backbone, input_ids, attention_mask, logits_to_keep, groups, chunk, rows,
-                                     mm_token_type_ids, **images)
+                                     mm_token_type_ids, images)
             all_rows += rows
             all_logps.append(outputs.log_probs)
             if compute_entropy:
@@ -254,7 +296,7 @@ def shared_prefix_logps(model, backbone, input_ids, attention_mask, logits_to_ke
 
 
 def _chunk_forward(model, backbone, input_ids, attention_mask, logits_to_keep, groups, chunk, rows,
-                   mm_token_type_ids, pixel_values, image_grid_thw, num_images):
+                   mm_token_type_ids, images):
     """Prompt pass for ``chunk``'s groups, then the completion pass for their ``rows``; the fused-head outputs."""
     device = input_ids.device
     prompt_len = input_ids.size(1) - logits_to_keep
@@ -264,8 +306,9 @@ def _chunk_forward(model, backbone, input_ids, attention_mask, logits_to_keep, g
 
     prompt_ids, prompt_mask = input_ids[firsts, :prompt_len], attention_mask[firsts, :prompt_len]
     prompt_types = mm_token_type_ids[firsts, :prompt_len] if mm_token_type_ids is not None else None
-    pixels, grids = select_images(pixel_values, image_grid_thw, num_images, firsts)
-    mrope = mm_token_type_ids is not None and image_grid_thw is not None  # as the stock forward decides
+    pixels, grids = images.select(firsts) if images is not None else (None, None)
+    # as the stock forward decides
+    mrope = mm_token_type_ids is not None and images is not None and images.image_grid_thw is not None
     positions = prompt_positions(backbone, prompt_ids, prompt_mask, prompt_types, grids, mrope)
     prefix_kv = run_prefix(backbone, prompt_ids[:, :-1], prompt_mask[:, :-1], positions[..., :-1],
                            None if prompt_types is None else prompt_types[:, :-1], pixels, grids)
@@ -273,19 +316,22 @@ def _chunk_forward(model, backbone, input_ids, attention_mask, logits_to_keep, g
     # [last prompt token, completion]: the last prompt token's output scores the first completion token.
     suffix_ids = input_ids[rows, prompt_len - 1:]
     suffix_mask = attention_mask[rows, prompt_len - 1:]
-    suffix_positions = positions[:, :, -1:].index_select(1, to_prompt) + torch.arange(logits_to_keep + 1,
-                                                                                        device=device)
+    suffix_positions = positions[..., -1:].index_select(-2, to_prompt) + torch.arange(logits_to_keep + 1,
+                                                                                       device=device)
     labels = suffix_ids.masked_fill(suffix_mask == 0, -100)
     return model(input_ids=suffix_ids, attention_mask=attention_mask[rows], position_ids=suffix_positions,
                  cache=shared_prefix_cache(prefix_kv, to_prompt), labels=labels, fused_lm_head=True)
 
 
-def prompt_end_reason(input_ids, attention_mask, mm_token_type_ids=None, prompt_len: int | None = None) -> str | None:
+def prompt_end_reason(input_ids, attention_mask, mm_token_type_ids=None, prompt_len: int | None = None,
+                      image_token_id: int | None = None) -> str | None:
     """Why the prompts' last column cannot start the completion pass, or None (it must be a real, text token)."""
     last = (prompt_len or input_ids.size(1)) - 1
     if not bool(attention_mask[:, last].all()):
         return "the prompts are not left-padded"
     if mm_token_type_ids is not None and bool(mm_token_type_ids[:, last].any()):
+        return "a prompt ends with an image token"
+    if image_token_id is not None and bool((input_ids[:, last] == image_token_id).any()):
         return "a prompt ends with an image token"
     return None
 
@@ -310,14 +356,19 @@ def model_reason(model) -> str | None:
 def forward_reason(model, input_ids, attention_mask, logits_to_keep, *, compute_aux_loss=False, pixel_values=None,
                    image_grid_thw=None, num_images=None, mm_token_type_ids=None, reentrant_checkpointing=False,
                    **other_inputs) -> str | None:
-    """Why this log-prob call cannot use the shared prefix, or None. ``other_inputs``: TRL's other vision inputs."""
+    """Why this log-prob call cannot use the shared prefix, or None. ``other_inputs``: TRL's other vision inputs
+    (InternVL's ``num_tiles`` is read from the image tokens instead)."""
+    family = get_family(model.config.model_type)
     if compute_aux_loss:
         return "the MoE auxiliary loss is requested"
-    others = sorted(k for k, v in other_inputs.items() if v is not None)
+    others = sorted(k for k, v in other_inputs.items()
+                    if v is not None and not (k == "num_tiles" and family.image_layout == "tiles"))
     if others:
         return f"inputs {others} are not supported"
-    if pixel_values is not None and (image_grid_thw is None or num_images is None):
-        return "images come without image_grid_thw / num_images"
+    if pixel_values is not None and num_images is None:
+        return "images come without num_images"
+    if pixel_values is not None and (image_grid_thw is None) != (family.image_layout == "tiles"):
+        return f"images do not come in the {family.model_type!r} family's {family.image_layout} layout"
     if not 0 < logits_to_keep < input_ids.size(1) - 1:
         return "the prompts are shorter than two tokens"
     if reentrant_checkpointing and torch.is_grad_enabled():
@@ -328,4 +379,5 @@ def forward_reason(model, input_ids, attention_mask, logits_to_keep, *, compute_
         in_completion |= mm_token_type_ids[:, -logits_to_keep:] != 0
     if bool(in_completion.any()):
         return "completions hold image tokens (tool images)"
-    return prompt_end_reason(input_ids, attention_mask, mm_token_type_ids, input_ids.size(1) - logits_to_keep)
+    return prompt_end_reason(input_ids, attention_mask, mm_token_type_ids, input_ids.size(1) - logits_to_keep,
+                             model.config.image_token_id)

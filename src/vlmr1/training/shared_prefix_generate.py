@@ -3,7 +3,8 @@
 ``prefill_once_generate`` wraps the ``generate`` call TRL's regular (transformers) branch makes. The distinct prompts
 but their last token run once (``shared_prefix.run_prefix``: one vision-tower pass per image), their keys/values are
 copied to the B = prompts x G rows, and the model's own ``generate`` goes on from that cache with the full
-(B, prompt_len) ids and mask and the prompts' own mRoPE positions. It processes every row's last prompt token and then
+(B, prompt_len) ids and mask and the prompts' own positions (mRoPE, or the 1-D count of real tokens stock ``generate``
+gives InternVL). It processes every row's last prompt token and then
 samples exactly as the stock call: same logits processors, one draw per row and step in the same order, so with the
 same seed the completions are the same up to floating-point differences of the logits (none in our fp32 CPU tests).
 """
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 import torch
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer
 
+from vlmr1.models.families import get_family
 from vlmr1.training import shared_prefix as sp
 
 
@@ -66,20 +68,24 @@ def prefill_once_generate(model, num_images: list[int], note=None):
     """
     original, had_own = model.generate, "generate" in vars(model)
     backbone = sp.backbone_of(model)
+    family = get_family(model.config.model_type)
 
     def generate(input_ids=None, attention_mask=None, pixel_values=None, image_grid_thw=None, mm_token_type_ids=None,
                  **kwargs):
         call = dict(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
                     image_grid_thw=image_grid_thw, mm_token_type_ids=mm_token_type_ids, **kwargs)
         reason = None
-        if pixel_values is None or image_grid_thw is None or mm_token_type_ids is None:
-            reason = "the batch has no images (or no image_grid_thw / mm_token_type_ids)"
+        if pixel_values is None:
+            reason = "the batch has no images"
+        elif family.image_layout == "grid" and (image_grid_thw is None or mm_token_type_ids is None):
+            reason = "images come without image_grid_thw / mm_token_type_ids"
         elif attention_mask is None or input_ids.size(1) < 2:
             reason = "no attention mask or one-token prompts"
-        reason = reason or sp.prompt_end_reason(input_ids, attention_mask, mm_token_type_ids)
+        reason = reason or sp.prompt_end_reason(input_ids, attention_mask, mm_token_type_ids,
+                                                image_token_id=model.config.image_token_id)
         if reason is None:
-            groups = sp.find_prompt_groups(input_ids, attention_mask, mm_token_type_ids, pixel_values,
-                                           image_grid_thw, num_images)
+            images = sp.BatchImages.of(model.config, input_ids, pixel_values, image_grid_thw, num_images)
+            groups = sp.find_prompt_groups(input_ids, attention_mask, mm_token_type_ids, images)
             if groups.num_groups == input_ids.size(0):
                 reason = "every prompt of the batch is distinct"
         if reason is not None:
@@ -88,13 +94,15 @@ def prefill_once_generate(model, num_images: list[int], note=None):
             return original(**call)
 
         firsts, rows = groups.first_rows, groups.row_to_group
-        pixels, grids = sp.select_images(pixel_values, image_grid_thw, num_images, firsts)
-        ids, mask, types = input_ids[firsts], attention_mask[firsts], mm_token_type_ids[firsts]
-        positions = sp.prompt_positions(backbone, ids, mask, types, grids, mrope=True)
-        prefix_kv = sp.run_prefix(backbone, ids[:, :-1], mask[:, :-1], positions[..., :-1], types[:, :-1], pixels,
-                                  grids)
+        pixels, grids = images.select(firsts)
+        ids, mask = input_ids[firsts], attention_mask[firsts]
+        types = mm_token_type_ids[firsts] if mm_token_type_ids is not None else None
+        positions = sp.prompt_positions(backbone, ids, mask, types, grids, mrope=True, generation=True)
+        prefix_kv = sp.run_prefix(backbone, ids[:, :-1], mask[:, :-1], positions[..., :-1],
+                                  types[:, :-1] if types is not None else None, pixels, grids)
         capacity = getattr(kwargs.get("generation_config"), "max_new_tokens", None)
-        return original(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions[:, rows],
+        return original(input_ids=input_ids, attention_mask=attention_mask,
+                        position_ids=positions.index_select(-2, rows),
                         cache=expanded_generation_cache(prefix_kv, rows, capacity), **kwargs)
 
     model.generate = generate

@@ -10,7 +10,12 @@ from trl import GRPOTrainer
 from trl.extras.profiling import profiling_context
 
 from vlmr1.training import shared_prefix as sp
-from vlmr1.training.deepspeed_ranks import deepspeed_ranks_stage, encode_blank_image, vision_in_every_forward
+from vlmr1.training.deepspeed_ranks import (
+    deepspeed_ranks_stage,
+    encode_blank_image,
+    register_external_parameters,
+    vision_in_every_forward,
+)
 from vlmr1.training.shared_prefix_generate import prefill_once_generate
 from vlmr1.training.vllm_inputs import vllm_prompt_ids
 
@@ -39,8 +44,13 @@ class VLMGRPOTrainer(GRPOTrainer):
 
     Under DeepSpeed on several processes, every forward runs the vision tower (``vlmr1.training.deepspeed_ranks``)
     and, under ZeRO-3, all ranks take the same log-prob path, so ranks with text-only batches issue the same
-    collectives as the others.
+    collectives as the others. ``__init__`` registers the weights a family's modules read outside their owner's
+    forward with ZeRO-3.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        register_external_parameters(self.model, self.ref_model)
 
     rollout_pictures = None  # a vlmr1.training.rollouts.RolloutPictures, set by vlmr1.training.setup
 
@@ -83,11 +93,13 @@ class VLMGRPOTrainer(GRPOTrainer):
         reason = self._shared_prefix_reason(unwrapped) or sp.forward_reason(
             unwrapped, input_ids, attention_mask, logits_to_keep, compute_aux_loss=compute_aux_loss,
             reentrant_checkpointing=self._reentrant_checkpointing(unwrapped), **images, **others)
-        groups = None
+        groups = batch_images = None
         if reason is None:
             prompt_len = input_ids.size(1) - logits_to_keep
+            batch_images = sp.BatchImages.of(unwrapped.config, input_ids[:, :prompt_len], pixel_values,
+                                             image_grid_thw, num_images)
             groups = sp.find_prompt_groups(input_ids[:, :prompt_len], attention_mask[:, :prompt_len],
-                                           mm_token_type_ids, pixel_values, image_grid_thw, num_images)
+                                           mm_token_type_ids, batch_images)
             if groups.num_groups == input_ids.size(0):
                 reason = "every prompt of the batch is distinct"
         stage = deepspeed_ranks_stage(self.accelerator)
@@ -97,10 +109,10 @@ class VLMGRPOTrainer(GRPOTrainer):
                 reason = reason or "under ZeRO-3 all ranks must run the same forwards, and another rank cannot share"
         with vision_in_every_forward(sp.backbone_of(unwrapped)) if stage is not None else nullcontext():
             return self._logps_by_path(model, unwrapped, input_ids, attention_mask, logits_to_keep, groups, reason,
-                                       batch_size, compute_entropy, compute_aux_loss, images, others)
+                                       batch_size, compute_entropy, compute_aux_loss, images, others, batch_images)
 
     def _logps_by_path(self, model, unwrapped, input_ids, attention_mask, logits_to_keep, groups, reason, batch_size,
-                       compute_entropy, compute_aux_loss, images, others):
+                       compute_entropy, compute_aux_loss, images, others, batch_images):
         """TRL's stock log-probs when there is a ``reason`` not to share, else the shared-prefix ones."""
         if reason is not None:
             self._note_stock_path("log-probs", reason)
@@ -110,7 +122,8 @@ class VLMGRPOTrainer(GRPOTrainer):
         with profiling_context(self, "shared_prefix_logps"), self.accelerator.autocast():
             logps, entropies = sp.shared_prefix_logps(
                 model, sp.backbone_of(unwrapped), input_ids, attention_mask, logits_to_keep, groups,
-                batch_size=batch_size, compute_entropy=compute_entropy, **images)
+                batch_size=batch_size, compute_entropy=compute_entropy, images=batch_images,
+                mm_token_type_ids=images["mm_token_type_ids"])
         return logps, entropies, None
 
     def _generate_single_turn(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):

@@ -14,7 +14,7 @@ vlmr1's terms (no process state touched) and keeps one note per flag it acted on
   wandb`` without wandb installed reports to the default local tracker (trackio) instead.
 * ``--torch_dtype``, ``--vllm_max_model_len``, ``--vllm_guided_decoding_regex``: TRL 1.16's ``--dtype``,
   ``--vllm_max_model_length``, ``--vllm_structured_outputs_regex``.
-* ``--max_anyres_num``: InternVL's image tile limit (VLM-R1's default 12), for the InternVL family.
+* ``--max_anyres_num``: InternVL's image tile limit, a vlmr1 flag (``VLMR1Arguments``) that the InternVL family reads.
 * The rest (``--dataset-name``, ``--arrow_cache_dir``, ``--max_prompt_length``, ...) mean nothing here, nor in
   VLM-R1's script: accepted with one log line each.
 """
@@ -56,7 +56,6 @@ class VLMR1CompatArguments:
     is_reward_customized_from_vlm_module: bool = field(
         default=False, metadata={"help": "VLM-R1: use the model module's rewards for the task (rec: accuracy -> "
                                          "rec_iou, format -> rec_format)"})
-    max_anyres_num: int = field(default=None, metadata={"help": "InternVL: most image tiles (VLM-R1's default 12)"})
     dataset_name: str = field(default=None, metadata={"help": "VLM-R1/TRL 0.17: ignored"})
     dataset_config: str = field(default=None, metadata={"help": "TRL 0.17: ignored"})
     dataset_train_split: str = field(default=None, metadata={"help": "TRL 0.17: ignored"})
@@ -146,9 +145,6 @@ def translate(flags: argparse.Namespace) -> None:
     for name, why in UNUSED.items():
         if getattr(flags, name, None) is not None:
             notes.append(f"--{name} {getattr(flags, name)}: means nothing here; {why}")
-    if flags.max_anyres_num is not None:
-        notes.append(f"--max_anyres_num {flags.max_anyres_num}: InternVL's image tile limit; vlmr1 has no InternVL "
-                     "family yet, so it changes nothing for this model")
     if flags.is_reward_customized_from_vlm_module:
         notes.append(_customized_rewards(flags))
     if notes and flags.loss_type == "dapo" and not flags.top_k:  # a VLM-R1 command line on TRL's defaults
