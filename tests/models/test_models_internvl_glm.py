@@ -97,5 +97,5 @@ def test_glm_max_pixels_bounds_the_image_area_as_for_qwen(tiny_glm4v_dir, caplog
     area = int(grid[1] * grid[2]) * 14 * 14
     assert 12544 / 2 < area <= 12544  # the full budget, not half of it
     assert family.coordinate_frame(processor).kind == "norm1000"
-    with pytest.raises(ValueError, match="--min_pixels 20000 is above --max_pixels 12544"):
+    with pytest.raises(ValueError, match="--min_pixels: bad_argument: 20000 is above --max_pixels 12544"):
         load_processor(str(tiny_glm4v_dir), min_pixels=20000, max_pixels=12544)

@@ -81,7 +81,7 @@ class VLMR1GRPOConfig(GRPOConfig):
     log_rollouts_steps: int = field(
         default=None, metadata={"help": "draw a grid of prompts x completions (the task's overlay, rewards, answers) "
                                         "every N steps into OUTPUT_DIR/rollouts/ and the tracker; default: at "
-                                        "logging steps, ~100 per run at most, while drawing stays under 1% of the "
+                                        "logging steps, ~100 per run at most, while drawing stays under 1%% of the "
                                         "training time; 0: never"})
     log_rollouts_prompts: int = field(default=4, metadata={"help": "prompts per rollout picture"})
 
