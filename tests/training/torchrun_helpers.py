@@ -33,8 +33,8 @@ def records(folder) -> dict[int, list[dict]]:
     return out
 
 
-def losses(done) -> list[tuple[str, str]]:
-    """(loss, grad_norm) of each logged step, from the trainer's log lines."""
-    import re
-
-    return re.findall(r"'loss': '([^']*)', 'grad_norm': '([^']*)'", done.stdout + done.stderr)
+def losses(run_dir) -> list[tuple[float, float]]:
+    """(loss, grad_norm) of each logged training step, from the run's ``train_log.jsonl``."""
+    lines = (Path(run_dir) / "train_log.jsonl").read_text().splitlines()
+    logs = [json.loads(line) for line in lines]
+    return [(float(log["loss"]), float(log["grad_norm"])) for log in logs if "loss" in log and "grad_norm" in log]
