@@ -18,15 +18,19 @@ DEMO_START := $(shell date +%s)
 demo: $(STAMP)
 	$(BIN)/vlmr1 demo --output_dir runs/demo --started_at $(DEMO_START)
 
+# Tests run in TEST_WORKERS processes (pytest-xdist), one thread each: the tiny models gain little from threads.
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+
 # Everything but the `slow` marker (multi-process torchrun runs, kill-and-resume, the launch scripts): under 5 min.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow tests
+	$(PYTEST) -m slow tests
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(PYTEST) tests
 
 # Property tests at nightly size: 10,000 examples per reward and parser (about 15 minutes on 2 cores).
 fuzz-nightly: $(STAMP)

@@ -13,8 +13,8 @@ CPU_OVERRIDES = ["--deepspeed", "", "--bf16", "false", "--gradient_checkpointing
                  "--max_pixels", "12544", "--save_steps", "1"]
 
 
-def run_script(name, model_dir, out, data, images):
-    env = {**os.environ, "NPROC_PER_NODE": "1", "MASTER_PORT": "29531", "MODEL_PATH": str(model_dir),
+def run_script(name, model_dir, out, data, images, port):
+    env = {**os.environ, "NPROC_PER_NODE": "1", "MASTER_PORT": str(port), "MODEL_PATH": str(model_dir),
            "OMP_NUM_THREADS": "1", "PATH": f"{Path(os.sys.executable).parent}:{os.environ['PATH']}"}
     cmd = ["bash", str(ROOT / "run_scripts" / name), *CPU_OVERRIDES, "--output_dir", str(out),
            "--data_file_paths", str(data), "--image_folders", str(images)]
@@ -24,8 +24,8 @@ def run_script(name, model_dir, out, data, images):
 
 
 @pytest.mark.slow  # the real launch scripts, through torchrun
-@pytest.mark.parametrize("script", ["run_grpo_gui.sh", "run_grpo_rec.sh"])
-def test_run_script_trains_one_step(script, tiny_qwen25vl_dir, tmp_path):
+@pytest.mark.parametrize("script, port", [("run_grpo_gui.sh", 29531), ("run_grpo_rec.sh", 29532)])  # -n 2 runs both
+def test_run_script_trains_one_step(script, port, tiny_qwen25vl_dir, tmp_path):
     if script == "run_grpo_gui.sh":
         data, images = ROOT / "examples/gui/gui_synthetic.jsonl", ROOT / "examples/gui"
     else:
@@ -33,7 +33,7 @@ def test_run_script_trains_one_step(script, tiny_qwen25vl_dir, tmp_path):
         line = {"id": 1, "image": "shapes_00.png", "bbox": [10, 10, 60, 60], "conversations": [
             {"from": "human", "value": "<image>the red shape"}, {"from": "gpt", "value": "[10, 10, 60, 60]"}]}
         data.write_text(json.dumps(line) + "\n" + json.dumps({**line, "id": 2}) + "\n")
-    state = run_script(script, tiny_qwen25vl_dir, tmp_path / "out", data, images)
+    state = run_script(script, tiny_qwen25vl_dir, tmp_path / "out", data, images, port)
     reward_keys = [k for k in state["log_history"][0] if k.startswith("rewards/")]
     expected = "rewards/accuracy/mean" if script == "run_grpo_gui.sh" else "rewards/rec_iou/mean"
     assert state["global_step"] == 1 and expected in reward_keys

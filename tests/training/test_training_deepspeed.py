@@ -57,11 +57,10 @@ def _assert_mixed_step(record):
     ("zero2", "qwen2_5_vl", []),
     ("zero3", "qwen2_5_vl", ["--ds3_gather_for_generation", "false"]),
     ("zero3", "qwen3_vl", []),
-    ("zero3", "internvl", []),
     ("zero3", "glm4v", []),
     ("zero3", "internvl", ["--ds3_gather_for_generation", "false"]),
-], ids=["zero2", "zero3-no-gather-for-generation", "zero3-qwen3vl", "zero3-internvl", "zero3-glm4v",
-        "zero3-internvl-no-gather-for-generation"])
+], ids=["zero2", "zero3-no-gather-for-generation", "zero3-qwen3vl", "zero3-glm4v",
+        "zero3-internvl-no-gather-for-generation"])  # ZeRO-3's default path on Qwen2.5-VL and InternVL: below
 def test_deepspeed_trains_with_text_only_batches_on_one_rank(config, arch, extra, tmp_path, request):
     model_dir = request.getfixturevalue({"qwen2_5_vl": "tiny_qwen25vl_dir", "qwen3_vl": "tiny_qwen3vl_dir",
                                          "internvl": "tiny_internvl_dir", "glm4v": "tiny_glm4v_dir"}[arch])
@@ -69,7 +68,7 @@ def test_deepspeed_trains_with_text_only_batches_on_one_rank(config, arch, extra
     record.mkdir()
     done = torchrun_train(model_dir, tmp_path / "run", MIXED, [EXAMPLES / "images"] * 2, record, 3,
                           "--deepspeed", str(CONFIGS / f"{config}.json"), "--save_steps", "100", *extra,
-                          batch=2, port=29527)
+                          batch=2)
     if extra:  # without gathered weights, generation goes through the per-module path that needs the blank image
         assert "ZeRO-3 without --ds3_gather_for_generation" in done.stderr
     elif config == "zero3":  # every forward and rollout on both ranks shares prompts (Qwen3-VL: DeepStack too)
@@ -91,7 +90,7 @@ def test_zero3_shared_prefix_matches_stock_saves_whole_weights_and_resumes(tmp_p
         record = tmp_path / f"record_{name}"
         record.mkdir()
         torchrun_train(model_dir, tmp_path / name, MIXED, [EXAMPLES / "images"] * 2, record, 2,
-                       *zero3, *extra, batch=2, port=29529)
+                       *zero3, *extra, batch=2)
         _assert_mixed_step(record)
         runs[name] = losses(tmp_path / name)
     assert len(runs["shared"]) == len(runs["stock"]) == 2
@@ -99,11 +98,13 @@ def test_zero3_shared_prefix_matches_stock_saves_whole_weights_and_resumes(tmp_p
         assert float(loss) == pytest.approx(float(stock_loss), abs=1e-5)
         assert float(norm) == pytest.approx(float(stock_norm), rel=1e-3)
 
+    if fixture != "tiny_qwen25vl_dir":  # saving and resuming do not depend on the family: once is enough
+        return
     checkpoint = tmp_path / "shared" / "checkpoint-2"
     model = AutoModelForImageTextToText.from_pretrained(checkpoint)  # whole 16-bit weights, gathered at save
     assert all(p.numel() > 0 for p in model.parameters())
     done = torchrun_train(model_dir, tmp_path / "shared", MIXED, [EXAMPLES / "images"] * 2,
-                          tmp_path / "record_shared", 3, *zero3, batch=2, port=29529)
+                          tmp_path / "record_shared", 3, *zero3, batch=2)
     assert "resuming from" in done.stderr and "checkpoint-2" in done.stderr
     state = json.loads((tmp_path / "shared" / "checkpoint-3" / "trainer_state.json").read_text())
     assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]

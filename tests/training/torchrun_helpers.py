@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 
-def torchrun_train(model_dir, out, files, folders, record, steps, *extra, port=29517, batch=4):
+def torchrun_train(model_dir, out, files, folders, record, steps, *extra, batch=4):
     """Train ``steps`` GRPO steps on 2 CPU processes; the ``record_batch`` reward writes each rank's prompt ids."""
     # keep the caller's PYTHONPATH: from a worktree it names the vlmr1 under test (the venv's may be another checkout)
     python_path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "VLMR1_TEST_RECORD": str(record), "PYTHONPATH": python_path, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone",
            "-m", "vlmr1.train", "--model_name_or_path", str(model_dir), "--output_dir", str(out),
            "--data_file_paths", ":".join(map(str, files)), "--image_folders", ":".join(map(str, folders)),
            "--reward_funcs", "format", "user_rewards:record_batch", "--max_steps", str(steps),
