@@ -57,6 +57,18 @@ class TinySizes:
     rope_theta: float | None = None
     tile_size: int | None = None
 
+    def text_dims(self, vocab_size: int) -> dict[str, int]:
+        """The language model's size keys, named as every family's text config names them."""
+        return {
+            "vocab_size": vocab_size,
+            "hidden_size": self.hidden_size,
+            "intermediate_size": self.intermediate_size,
+            "num_hidden_layers": self.text_layers,
+            "num_attention_heads": self.num_attention_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "max_position_embeddings": self.max_position_embeddings,
+        }
+
 
 @dataclass(frozen=True)
 class Family:

@@ -90,13 +90,7 @@ class Glm4vFamily(Family):
         ids = special_token_ids(tokenizer, GLM_SPECIAL_TOKENS)
         head_dim = sizes.hidden_size // sizes.num_attention_heads
         text = {
-            "vocab_size": len(tokenizer),
-            "hidden_size": sizes.hidden_size,
-            "intermediate_size": sizes.intermediate_size,
-            "num_hidden_layers": sizes.text_layers,
-            "num_attention_heads": sizes.num_attention_heads,
-            "num_key_value_heads": sizes.num_key_value_heads,
-            "max_position_embeddings": sizes.max_position_embeddings,
+            **sizes.text_dims(len(tokenizer)),
             "pad_token_id": tokenizer.pad_token_id,
             "rope_parameters": {"rope_type": "default", "rope_theta": float(sizes.rope_theta or 10_000.0),
                                 "mrope_section": _mrope_section(head_dim), "partial_rotary_factor": 0.5},

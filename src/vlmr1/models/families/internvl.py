@@ -89,13 +89,7 @@ class InternVLFamily(Family):
         tile = sizes.tile_size or TINY_TILE
         text = {
             "model_type": "qwen2",
-            "vocab_size": len(tokenizer),
-            "hidden_size": sizes.hidden_size,
-            "intermediate_size": sizes.intermediate_size,
-            "num_hidden_layers": sizes.text_layers,
-            "num_attention_heads": sizes.num_attention_heads,
-            "num_key_value_heads": sizes.num_key_value_heads,
-            "max_position_embeddings": sizes.max_position_embeddings,
+            **sizes.text_dims(len(tokenizer)),
             "rope_parameters": {"rope_type": "default", "rope_theta": float(sizes.rope_theta or 1_000_000.0)},
             "bos_token_id": ids["<|endoftext|>"],
             "eos_token_id": ids["<|im_end|>"],

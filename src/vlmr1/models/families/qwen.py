@@ -54,13 +54,7 @@ class QwenFamily(Family):
         head_dim = sizes.hidden_size // sizes.num_attention_heads
         rope = {"rope_type": "default", "mrope_section": _mrope_section(self.model_type, head_dim)}
         text = {
-            "vocab_size": len(tokenizer),
-            "hidden_size": sizes.hidden_size,
-            "intermediate_size": sizes.intermediate_size,
-            "num_hidden_layers": sizes.text_layers,
-            "num_attention_heads": sizes.num_attention_heads,
-            "num_key_value_heads": sizes.num_key_value_heads,
-            "max_position_embeddings": sizes.max_position_embeddings,
+            **sizes.text_dims(len(tokenizer)),
             "pad_token_id": tokenizer.pad_token_id,
         }
         vision = {
