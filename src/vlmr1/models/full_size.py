@@ -76,7 +76,7 @@ LIKE: dict[str, RealArchitecture] = {
                   num_attention_heads=16, num_key_value_heads=2, max_position_embeddings=128000, rms_norm_eps=1e-6,
                   hidden_act="silu", sliding_window=32768, use_sliding_window=False, max_window_layers=70,
                   rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]}),
-        vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, in_chans=3, out_hidden_size=2048,
+        vision=dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, in_channels=3, out_hidden_size=2048,
                     patch_size=14, spatial_merge_size=2, temporal_patch_size=2, window_size=112, tokens_per_second=2,
                     hidden_act="silu"),
         full_attention=(7, 15, 23, 31), tie_word_embeddings=True, image_settings=QWEN_IMAGE_BUDGET),
@@ -88,7 +88,7 @@ LIKE: dict[str, RealArchitecture] = {
                   num_attention_heads=12, num_key_value_heads=2, max_position_embeddings=32768, rms_norm_eps=1e-6,
                   hidden_act="silu", sliding_window=32768, use_sliding_window=False, max_window_layers=28,
                   rope_parameters={"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]}),
-        vision=dict(depth=32, embed_dim=1280, mlp_ratio=4, num_heads=16, in_chans=3, hidden_size=1536, patch_size=14,
+        vision=dict(depth=32, embed_dim=1280, mlp_ratio=4, num_heads=16, in_channels=3, hidden_size=1536, patch_size=14,
                     spatial_merge_size=2, temporal_patch_size=2, hidden_act="quick_gelu"),
         tie_word_embeddings=True, image_settings=QWEN_IMAGE_BUDGET),
     # Qwen/Qwen3-VL-4B-Instruct config.json: 36 text layers of width 2560 (32 / 8 heads of 128), interleaved mrope
