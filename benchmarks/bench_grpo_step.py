@@ -12,6 +12,8 @@ RSS). Prints medians and ratios as a table; where a target is missed, a ``torch.
     python benchmarks/bench_grpo_step.py --threads 1  # the same on cores other processes share (steadier times)
     python benchmarks/bench_grpo_step.py --arch internvl  # the same case for another family (see ARCHS)
     python benchmarks/bench_grpo_step.py --gpu      # Qwen2.5-VL-3B shapes, random weights, bf16, one GPU
+    python benchmarks/bench_grpo_step.py --real-width  # Qwen2.5-VL-3B widths, 2 text + 2 vision layers, CPU
+    python benchmarks/bench_grpo_step.py --real-width --like qwen3_vl_4b  # another released architecture
 
 On CPU the table also gives process CPU time; it stays close to wall time unless other processes take the cores.
 """
@@ -30,7 +32,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 
 if sys.platform == "linux" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:  # before torch allocates anything
     os.environ["MALLOC_MMAP_THRESHOLD_"] = "131072"
@@ -43,9 +44,8 @@ from PIL import Image  # noqa: E402
 from trl import GRPOTrainer  # noqa: E402
 from trl.trainer.utils import shuffle_sequence_dict, split_pixel_values_by_grid, unsplit_pixel_values_by_grid  # noqa: E402
 
-from vlmr1.models import build_tiny_model, get_family, tiny_processor, train_tiny_tokenizer  # noqa: E402
-from vlmr1.models.full_size import qwen2_5_vl_3b_config  # noqa: E402
-from vlmr1.models.tokenizer import build_qwen_chat_template  # noqa: E402
+from vlmr1.models import build_tiny_model, get_family  # noqa: E402
+from vlmr1.models.full_size import LIKE, real_width_model  # noqa: E402
 from vlmr1.training.config import VLMR1GRPOConfig  # noqa: E402
 from vlmr1.training.trainer import VLMGRPOTrainer  # noqa: E402
 
@@ -70,6 +70,8 @@ class Case:
 
 SMALL = Case("small (CPU, ~4M params)", None, 1, 8, 100, "cpu", torch.float32)
 GPU = Case("full-size shapes (GPU, bf16)", (640, 480), 1, 8, 256, "cuda", torch.bfloat16)
+# released widths with few layers on CPU: a real-size image, a small group (one step takes minutes)
+REAL_WIDTH = Case("real width (CPU)", (640, 480), 1, 4, 32, "cpu", torch.float32)
 IMAGE_TOKENS = (20, 15)  # the small case's image, in merged tokens: 300 image tokens of a ~400-token prompt
 
 
@@ -83,14 +85,15 @@ class Arch:
         vision: vision-config values set before the weights are drawn.
         image_size: the small case's image (width, height); None: ``IMAGE_TOKENS`` at the family's patch and merge
             sizes.
-        full_size: ``(name, tokenizer -> config)`` of a full-size architecture for ``--gpu``, or None.
+        full_size: the ``vlmr1.models.full_size.LIKE`` name of a released architecture of the family (``--gpu``,
+            ``--real-width``), or None.
         tiny: other ``build_tiny_model`` arguments (InternVL's tile size).
     """
 
     model_type: str
     vision: dict = dataclasses.field(default_factory=dict)
     image_size: tuple[int, int] | None = None
-    full_size: tuple[str, Callable] | None = None
+    full_size: str | None = None
     tiny: dict = dataclasses.field(default_factory=dict)
 
     def small_image_size(self) -> tuple[int, int]:
@@ -102,12 +105,12 @@ class Arch:
 
 
 ARCHS = {
-    "qwen2_5_vl": Arch("qwen2_5_vl", full_size=("Qwen2.5-VL-3B", qwen2_5_vl_3b_config)),
-    "qwen2_vl": Arch("qwen2_vl"),
+    "qwen2_5_vl": Arch("qwen2_5_vl", full_size="qwen2_5_vl_3b"),
+    "qwen2_vl": Arch("qwen2_vl", full_size="qwen2_vl_2b"),
     # DeepStack from three vision blocks into the first three decoder layers, as in the released models
-    "qwen3_vl": Arch("qwen3_vl", vision={"deepstack_visual_indexes": [0, 1, 2]}),
+    "qwen3_vl": Arch("qwen3_vl", vision={"deepstack_visual_indexes": [0, 1, 2]}, full_size="qwen3_vl_4b"),
     # 224 px tiles of 64 tokens: a 448 px square is 2 x 2 tiles and a thumbnail, 320 image tokens
-    "internvl": Arch("internvl", image_size=(448, 448), tiny={"tile_size": 224}),
+    "internvl": Arch("internvl", image_size=(448, 448), tiny={"tile_size": 224}, full_size="internvl3_2b"),
     "glm4v": Arch("glm4v"),
 }
 
@@ -134,19 +137,9 @@ def small_model(arch: Arch, workdir: str):
     return model, AutoProcessor.from_pretrained(path)
 
 
-def gpu_model(arch: Arch):
-    """A random-weight full-size model in bf16 on the GPU (nothing downloaded), and a processor for 640x480 images."""
-    from transformers import GenerationConfig
-
-    tokenizer = train_tiny_tokenizer(chat_template=build_qwen_chat_template())
-    config = arch.full_size[1](tokenizer)
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = get_family(arch.model_type).model_class._from_config(config, dtype=torch.bfloat16)
-    model.generation_config = GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
-                                               pad_token_id=config.pad_token_id)
-    return model, tiny_processor(arch.model_type, tokenizer=tokenizer, max_pixels=640 * 480)
+def gpu_model(like: str):
+    """A random-weight full-size model in bf16 on the GPU (nothing downloaded) and its processor."""
+    return real_width_model(like, text_layers=None, vision_layers=None, dtype=torch.bfloat16, device="cuda")
 
 
 def varied_reward(completions, **kwargs):
@@ -268,8 +261,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", choices=sorted(ARCHS), default="qwen2_5_vl", help="model family")
     parser.add_argument("--gpu", action="store_true", help="full-size shapes (Qwen2.5-VL-3B), bf16, on one GPU")
+    parser.add_argument("--real-width", dest="real_width", action="store_true",
+                        help="a released architecture's widths with few layers (--text_layers, --vision_layers), "
+                        "random weights, a 640x480 image, fp32 on CPU")
+    parser.add_argument("--like", choices=sorted(LIKE), default=None,
+                        help="released architecture of --gpu / --real-width (default: the --arch family's)")
+    parser.add_argument("--text_layers", type=int, default=2, help="--real-width: decoder layers")
+    parser.add_argument("--vision_layers", type=int, default=2, help="--real-width: vision blocks")
     parser.add_argument("--prompts", type=int, default=None, help="distinct prompts per batch (default: 1)")
-    parser.add_argument("--repeats", type=int, default=2, help="timed runs per trainer and phase (median kept)")
+    parser.add_argument("--group_size", type=int, default=None, help="G (default: 8; --real-width: 4)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="timed runs per trainer and phase, median kept (default 2; --real-width 1)")
     parser.add_argument("--gradient_checkpointing", action=argparse.BooleanOptionalAction, default=None,
                         help="checkpoint layers in both trainers (default: on for --gpu, off for the CPU case)")
     parser.add_argument("--profile", action="store_true", help="print the profiler summaries even when on target")
@@ -280,20 +282,33 @@ def main():
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("vlmr1").setLevel(logging.INFO)  # shows any fallback to the stock path
     arch = ARCHS[args.arch]
-    if args.gpu and arch.full_size is None:
-        parser.error(f"--gpu: no full-size config for {args.arch}")
-    case = GPU if args.gpu else SMALL
+    like = args.like or arch.full_size
+    if (args.gpu or args.real_width) and like is None:
+        parser.error(f"--gpu / --real-width: no released architecture for {args.arch}; give --like")
+    if args.gpu and args.real_width:
+        parser.error("--gpu and --real-width are two different cases: give one")
     if args.gpu:
-        case = dataclasses.replace(case, name=f"{arch.full_size[0]} shapes (GPU, bf16)")
+        case = dataclasses.replace(GPU, name=f"{like} shapes (GPU, bf16)")
+    elif args.real_width:
+        case = dataclasses.replace(REAL_WIDTH, name=f"{like} widths, {args.text_layers} text layers, "
+                                   f"{args.vision_layers} vision blocks (CPU, fp32)")
     else:
-        case = dataclasses.replace(case, name=f"{case.name}, {args.arch}", image_size=arch.small_image_size())
+        case = dataclasses.replace(SMALL, name=f"{SMALL.name}, {args.arch}", image_size=arch.small_image_size())
     if args.prompts:
         case = dataclasses.replace(case, prompts=args.prompts)
+    if args.group_size:
+        case = dataclasses.replace(case, group_size=args.group_size)
+    repeats = args.repeats or (1 if args.real_width else 2)
     checkpointing = args.gpu if args.gradient_checkpointing is None else args.gradient_checkpointing
     torch.manual_seed(0)
 
     with tempfile.TemporaryDirectory() as workdir:
-        model, processor = gpu_model(arch) if args.gpu else small_model(arch, os.path.join(workdir, "model"))
+        if args.gpu:
+            model, processor = gpu_model(like)
+        elif args.real_width:
+            model, processor = real_width_model(like, text_layers=args.text_layers, vision_layers=args.vision_layers)
+        else:
+            model, processor = small_model(arch, os.path.join(workdir, "model"))
         twin = copy.deepcopy(model)  # same weights; each trainer patches its own model
         stock, rows = make_trainer(GRPOTrainer, model, processor, case, os.path.join(workdir, "stock"), checkpointing)
         ours, _ = make_trainer(VLMGRPOTrainer, twin, processor, case, os.path.join(workdir, "ours"), checkpointing)
@@ -315,7 +330,7 @@ def main():
         for name in runs:  # warm-up (also checks both compute the same loss)
             losses[name] = runs[name]["forward+backward"]()
             runs[name]["generation"]()
-        for _ in range(args.repeats):
+        for _ in range(repeats):
             for phase in ("generation", "forward+backward"):
                 for name in runs:
                     times[name][phase].append(timed(runs[name][phase], case.device))

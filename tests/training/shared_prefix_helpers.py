@@ -34,13 +34,19 @@ def make_trainer(model_dir, output_dir, *, peft_config=None, freeze_vision=False
     model = family.load(model_dir, dtype=torch.float32, attn_implementation="sdpa")
     if freeze_vision:
         family.freeze_vision(model)
+    return trainer_around(model, AutoProcessor.from_pretrained(model_dir), output_dir, peft_config=peft_config,
+                          **config)
+
+
+def trainer_around(model, processor, output_dir, *, peft_config=None, **config) -> VLMGRPOTrainer:
+    """A VLMGRPOTrainer around a model object (CPU, fp32 settings; the model keeps its own dtype)."""
     settings = dict(output_dir=str(output_dir), per_device_train_batch_size=4, num_generations=2,
                     max_completion_length=8, report_to="none", gradient_checkpointing=False, bf16=False,
                     temperature=0.7, seed=0)
     args = VLMR1GRPOConfig(**{**settings, **config})
     dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": "hi"}]}] * 4)
     return VLMGRPOTrainer(model=model, reward_funcs=[constant_reward], args=args, train_dataset=dataset,
-                          processing_class=AutoProcessor.from_pretrained(model_dir), peft_config=peft_config)
+                          processing_class=processor, peft_config=peft_config)
 
 
 def random_image(size: tuple[int, int], seed: int) -> Image.Image:
