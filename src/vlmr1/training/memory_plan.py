@@ -1,0 +1,388 @@
+"""Expected per-GPU memory of a GRPO run, from the model's config alone: arithmetic, no model, no torch.
+
+The terms follow how the libraries hold things in TRL 1.16, transformers 5 and DeepSpeed 0.19:
+
+* States, per parameter (ZeRO paper accounting): weights in the load dtype (2 bytes in bf16, 4 in fp32), gradients
+  in the same dtype, AdamW's m and v in fp32 plus an fp32 master copy under DeepSpeed with bf16 (12 bytes); without
+  DeepSpeed torch's AdamW keeps m and v in the parameter's dtype and there is no master copy. ZeRO-1 divides the
+  optimizer states by the processes, ZeRO-2 the gradients too, ZeRO-3 the weights too; offload moves them to CPU.
+* Activations: the tensors autograd saves for backward, counted per token per layer from the modules' code (an
+  RMSNorm keeps its fp32 input, the normalized tensor and its output; a SwiGLU MLP four ``intermediate``-wide
+  tensors; SDPA with a padding mask keeps q and k/v repeated to every head, its output and the logsumexp). With
+  gradient checkpointing a layer keeps its input only, and one layer is recomputed at a time in backward.
+* The shared prefix (``vlmr1.training.shared_prefix``): each distinct prompt of the micro-batch runs once (vision
+  tower and prompt tokens), and each completion row attends to its prompt's keys/values gathered and repeated to
+  every head. The stock path runs prompt and vision tower once per row.
+* The LM head: TRL's fused head never builds the (tokens x vocab) logits; it keeps a (4,096-token x 32,768-vocab)
+  tile in the compute dtype and, in backward, fp32 accumulators for the hidden-state gradient and, when the head is
+  trained, a (vocab x hidden) fp32 weight gradient. Without Triton (CPU) it scores every position, not only the
+  completion's, and folds each tile with a few fp32 temporaries.
+
+Known limits: the vision tower is counted for the Qwen families (Qwen2-VL, Qwen2.5-VL, Qwen3-VL); allocator
+fragmentation, NCCL buffers and the CUDA context are one fixed reserve (``CUDA_RESERVE``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+GiB = 1024**3
+HEAD_TOKEN_TILE, HEAD_VOCAB_TILE = 4096, 32768  # trl.kernels.chunked_logprob's tiles
+CPU_HEAD_TEMPORARIES = 6  # fp32 tiles alive at once in the torch fold of a tile (no Triton)
+CUDA_RESERVE = int(1.5 * GiB)  # CUDA context, cuBLAS workspace, NCCL buffers, allocator slack
+LORA_TARGETS_PER_LAYER = 7  # q, k, v, o, gate, up, down
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The sizes the arithmetic needs, read from a transformers config (object or ``config.json`` dict).
+
+    Attributes:
+        model_type: e.g. ``"qwen2_5_vl"``.
+        vocab, hidden, intermediate, layers, heads, kv_heads, head_dim: the text decoder.
+        tied: input and output embeddings share one matrix.
+        qkv_bias, qk_norm: Qwen2-style q/k/v biases; Qwen3-style per-head q/k norms.
+        vision_layers, vision_hidden, vision_intermediate, vision_out: the vision tower (0 layers: text only).
+        vision_gated: SwiGLU vision MLP (Qwen2.5-VL) instead of fc1/act/fc2.
+        vision_rms: RMSNorm in the vision blocks (Qwen2.5-VL) instead of LayerNorm.
+        patch, merge, temporal_patch, channels: the patch embedding; ``merge**2`` patches make one image token.
+        deepstack: Qwen3-VL's extra mergers; position_embeddings: Qwen3-VL's learned position table.
+    """
+
+    model_type: str
+    vocab: int
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    tied: bool
+    qkv_bias: bool = True
+    qk_norm: bool = False
+    vision_layers: int = 0
+    vision_hidden: int = 0
+    vision_intermediate: int = 0
+    vision_out: int = 0
+    vision_gated: bool = True
+    vision_rms: bool = True
+    patch: int = 14
+    merge: int = 2
+    temporal_patch: int = 2
+    channels: int = 3
+    deepstack: int = 0
+    position_embeddings: int = 0
+
+    @classmethod
+    def from_config(cls, config) -> ModelShape:
+        """Read a ``PreTrainedConfig`` or a ``config.json`` dict (text fields nested or at the top level).
+
+        Raises:
+            ValueError: a family whose vision tower is not modelled, or a config without the text sizes.
+        """
+        c = config if isinstance(config, dict) else config.to_dict()
+        model_type = c.get("model_type", "")
+        if model_type not in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
+            raise ValueError(f"model type {model_type!r} is not modelled yet (qwen2_vl, qwen2_5_vl, qwen3_vl are)")
+        text = {**c, **(c.get("text_config") or {})}
+        vision = c.get("vision_config") or {}
+        heads = text["num_attention_heads"]
+        tied = bool(c.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
+        common = dict(model_type=model_type, vocab=text["vocab_size"], hidden=text["hidden_size"],
+                      intermediate=text["intermediate_size"], layers=text["num_hidden_layers"], heads=heads,
+                      kv_heads=text.get("num_key_value_heads") or heads,
+                      head_dim=text.get("head_dim") or text["hidden_size"] // heads, tied=tied,
+                      qkv_bias=model_type != "qwen3_vl", qk_norm=model_type == "qwen3_vl",
+                      vision_layers=vision.get("depth", 0), patch=vision.get("patch_size", 14),
+                      merge=vision.get("spatial_merge_size", 2), temporal_patch=vision.get("temporal_patch_size", 2),
+                      channels=vision.get("in_channels", vision.get("in_chans", 3)))
+        if model_type == "qwen2_vl":  # embed_dim wide blocks, fc1/quick_gelu/fc2, LayerNorm; merger out hidden_size
+            width = vision["embed_dim"]
+            return cls(**common, vision_hidden=width, vision_intermediate=int(width * vision["mlp_ratio"]),
+                       vision_out=vision["hidden_size"], vision_gated=False, vision_rms=False)
+        extra = {}
+        if model_type == "qwen3_vl":
+            extra = dict(vision_gated=False, vision_rms=False, deepstack=len(vision["deepstack_visual_indexes"]),
+                         position_embeddings=vision["num_position_embeddings"])
+        return cls(**common, vision_hidden=vision["hidden_size"], vision_intermediate=vision["intermediate_size"],
+                   vision_out=vision["out_hidden_size"], **extra)
+
+    @property
+    def kv_width(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    @property
+    def q_width(self) -> int:
+        return self.heads * self.head_dim
+
+    def text_layer_params(self) -> int:
+        h, q, kv, ff = self.hidden, self.q_width, self.kv_width, self.intermediate
+        attention = h * (q + 2 * kv) + q * h + (q + 2 * kv) * self.qkv_bias + 2 * self.head_dim * self.qk_norm
+        return attention + 3 * h * ff + 2 * h
+
+    def embedding_params(self) -> int:
+        """Input embeddings and LM head (one matrix when tied)."""
+        return self.vocab * self.hidden * (1 if self.tied else 2)
+
+    def vision_params(self) -> int:
+        if not self.vision_layers:
+            return 0
+        d, f, norm = self.vision_hidden, self.vision_intermediate, 1 if self.vision_rms else 2
+        mlp = (3 * d * f + 2 * f + d) if self.vision_gated else (2 * d * f + f + d)
+        block = 2 * norm * d + 3 * d * d + 3 * d + d * d + d + mlp
+        merged = d * self.merge**2
+        merger = norm * d + merged * merged + merged + merged * self.vision_out + self.vision_out
+        patch_embed = self.channels * self.temporal_patch * self.patch**2 * d
+        if self.model_type == "qwen3_vl":  # conv bias, position table, deepstack mergers (LayerNorm over merged)
+            patch_embed += d + self.position_embeddings * d
+            merger += self.deepstack * (2 * merged + merged * merged + merged + merged * self.vision_out
+                                        + self.vision_out)
+        return patch_embed + self.vision_layers * block + merger
+
+    def total_params(self) -> int:
+        return self.embedding_params() + self.layers * self.text_layer_params() + self.hidden + self.vision_params()
+
+    def lora_params(self, r: int) -> int:
+        """LoRA A and B on the text layers' seven projections (vlmr1's default targets)."""
+        h, q, kv, ff = self.hidden, self.q_width, self.kv_width, self.intermediate
+        shapes = [(h, q), (h, kv), (h, kv), (q, h), (h, ff), (h, ff), (ff, h)]
+        return self.layers * sum(r * (i + o) for i, o in shapes)
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """The run's settings that decide memory.
+
+    Attributes:
+        num_generations: completions per prompt (G).
+        batch: per-device rows per forward (``--per_device_train_batch_size``).
+        prompt_text: text tokens of a prompt (chat template included, image tokens excluded).
+        image_patches: vision-tower patches of a prompt's images (4 per image token for merge size 2).
+        completion: completion tokens (``--max_completion_length``).
+        nproc: processes (GPUs).
+        zero_stage: DeepSpeed ZeRO stage, 0 for none (DDP).
+        offload_optimizer, offload_params: DeepSpeed CPU offload.
+        bf16: bf16 compute; weights are loaded in bf16 unless ``fp32_weights``.
+        gradient_checkpointing, shared_prefix, lora_r (0: full fine-tuning), beta (> 0 keeps a reference model),
+        freeze_vision, steps_per_generation, gather_for_generation (ZeRO-3 gathers the whole model to generate).
+        device: ``"cuda"`` (Triton head, compact scoring) or ``"cpu"`` (the torch head scoring every position).
+    """
+
+    num_generations: int
+    batch: int
+    prompt_text: int
+    image_patches: int
+    completion: int
+    nproc: int = 1
+    zero_stage: int = 0
+    offload_optimizer: bool = False
+    offload_params: bool = False
+    bf16: bool = True
+    fp32_weights: bool = False
+    gradient_checkpointing: bool = False
+    shared_prefix: bool = True
+    lora_r: int = 0
+    beta: float = 0.0
+    freeze_vision: bool = False
+    steps_per_generation: int = 1
+    gather_for_generation: bool = True
+    device: str = "cuda"
+
+    def image_tokens(self, shape: ModelShape) -> int:
+        return self.image_patches // shape.merge**2
+
+    def prompt_tokens(self, shape: ModelShape) -> int:
+        return self.prompt_text + self.image_tokens(shape)
+
+    def distinct_prompts(self) -> float:
+        """Expected distinct prompts among a micro-batch's rows.
+
+        TRL's sampler hands each process whole groups of G consecutive rows; with several steps per generation the
+        generation batch is shuffled before it is split, so a micro-batch draws its rows from several groups.
+        """
+        rows, groups = self.batch, self.num_generations
+        if self.steps_per_generation == 1:
+            return max(1.0, math.ceil(rows / groups))
+        total = rows * self.steps_per_generation
+        prompts = max(1, total // groups)
+        same = min(groups, total)
+        # hypergeometric: chance that none of a prompt's rows is among the micro-batch's
+        miss = math.prod((total - same - i) / (total - i) for i in range(rows)) if total - same >= rows else 0.0
+        return max(1.0, prompts * (1 - miss))
+
+
+@dataclass
+class MemoryPlan:
+    """Per-GPU bytes by term, and the peaks of training and generation.
+
+    Attributes:
+        terms: name -> bytes (see ``TERM_HELP``).
+        train_peak, generation_peak, peak: bytes at the training forward+backward, at generation, their max.
+    """
+
+    terms: dict[str, float] = field(default_factory=dict)
+    train_peak: float = 0.0
+    generation_peak: float = 0.0
+
+    @property
+    def peak(self) -> float:
+        return max(self.train_peak, self.generation_peak)
+
+
+TERM_HELP = {
+    "weights": "model weights held on this GPU",
+    "gradients": "gradients held on this GPU",
+    "optimizer": "AdamW m and v (and fp32 master weights under DeepSpeed)",
+    "reference_model": "frozen copy for the KL term (beta > 0, no LoRA)",
+    "zero3_gathered": "ZeRO-3 layers gathered for compute, and prefetch/reduce buckets",
+    "act_vision": "vision tower activations kept for backward",
+    "act_prompt": "prompt-token activations kept for backward",
+    "act_completion": "completion-token activations kept for backward (with the shared prompt K/V)",
+    "act_recompute": "one layer recomputed at a time under gradient checkpointing",
+    "lm_head": "fused log-prob head: tiles and fp32 gradient accumulators",
+    "generation_weights": "whole model gathered for generation under ZeRO-3",
+    "kv_cache": "generation key/value cache of the generation batch",
+}
+
+
+def _norm_bytes(width: int, act: int, rms: bool) -> int:
+    """Saved by one norm per token: its fp32 input, the normalized tensor and the output (``act`` bytes each);
+    LayerNorm keeps its input and output only."""
+    return (4 + 2 * act) * width if rms else 2 * act * width
+
+
+def text_layer_bytes(shape: ModelShape, act: int, kv_tokens_per_token: float = 1.0) -> float:
+    """Bytes one decoder layer saves per token: two RMSNorms, q, k and v repeated to every head (SDPA with a mask),
+    the attention output and its copy for o_proj, the logsumexp, four SwiGLU tensors. ``kv_tokens_per_token``: keys
+    per query token held per row (completion rows of the shared prefix also hold their prompt's)."""
+    h, q, ff = shape.hidden, shape.q_width, shape.intermediate
+    attention = act * (3 * q + 2 * q * kv_tokens_per_token) + 4 * shape.heads
+    return 2 * _norm_bytes(h, act, True) + attention + 4 * act * ff
+
+
+def vision_block_bytes(shape: ModelShape, act: int) -> float:
+    """Bytes one vision block saves per patch: two norms, the fused qkv output (v is a view of it), q and k after
+    the fp32 rotary, per-window outputs, their concatenation and the projection's input, the MLP."""
+    d, f = shape.vision_hidden, shape.vision_intermediate
+    mlp = 4 * act * f if shape.vision_gated else 3 * act * f
+    return 2 * _norm_bytes(d, act, shape.vision_rms) + 8 * act * d + mlp
+
+
+def _states(shape: ModelShape, run: RunShape, terms: dict) -> float:
+    """Weights, gradients, optimizer and reference model; returns the bytes of one copy of the weights."""
+    params = shape.total_params()
+    weight_bytes = 2 if run.bf16 and not run.fp32_weights else 4
+    deepspeed = run.zero_stage > 0
+    trainable = shape.lora_params(run.lora_r) if run.lora_r else params - (
+        shape.vision_params() if run.freeze_vision else 0)
+    n = run.nproc
+    weights = params * weight_bytes + (shape.lora_params(run.lora_r) * 4 if run.lora_r else 0)
+    lora = bool(run.lora_r)
+    grad_bytes = 4 if lora else weight_bytes  # peft keeps the adapters in fp32
+    if run.zero_stage >= 3:
+        weights = 0 if run.offload_params else weights / n
+    grads = trainable * grad_bytes / (n if run.zero_stage >= 2 else 1)
+    if deepspeed:
+        # fp32 master weights (when the weights are not fp32 already) + m + v, partitioned from ZeRO-1 on
+        optimizer = trainable * (12 if weight_bytes == 2 else 8) / n
+        optimizer = 0 if run.offload_optimizer else optimizer
+    else:
+        optimizer = trainable * 2 * (4 if lora else weight_bytes)
+    reference = 0.0
+    if run.beta > 0 and not lora:  # with LoRA the reference is the base model, adapters disabled
+        reference = params * weight_bytes / (n if run.zero_stage >= 3 else 1)
+    terms.update(weights=weights, gradients=grads, optimizer=optimizer, reference_model=reference)
+    return params * weight_bytes
+
+
+def _activations(shape: ModelShape, run: RunShape, terms: dict) -> None:
+    """Activations of one training micro-batch (see the module docstring)."""
+    act = 2 if run.bf16 else 4
+    rows, completion = run.batch, run.completion
+    prompt = run.prompt_tokens(shape)
+    prompt_runs = run.distinct_prompts() if run.shared_prefix else rows  # forwards of the prompt and images
+    per_text_token = text_layer_bytes(shape, act)
+    if run.shared_prefix:  # completion rows also hold their prompt's K/V repeated to every head
+        completion_kv = (prompt + completion) / completion
+        completion_bytes = text_layer_bytes(shape, act, completion_kv) * rows * completion
+    else:
+        completion_bytes = per_text_token * rows * completion
+    prompt_bytes = per_text_token * prompt_runs * prompt
+    patches = run.image_patches * prompt_runs
+    vision_layer = vision_block_bytes(shape, act) * patches
+    vision_trains = not run.freeze_vision and not run.lora_r
+    if run.gradient_checkpointing:
+        # each layer keeps its input; backward recomputes one layer (the widest) at a time
+        terms["act_prompt"] = shape.layers * act * shape.hidden * prompt_runs * prompt
+        terms["act_completion"] = shape.layers * act * shape.hidden * rows * completion
+        terms["act_vision"] = shape.vision_layers * act * shape.vision_hidden * patches
+        terms["act_recompute"] = max(prompt_bytes + completion_bytes, vision_layer if vision_trains else 0)
+    else:
+        terms["act_prompt"] = shape.layers * prompt_bytes
+        terms["act_completion"] = shape.layers * completion_bytes
+        terms["act_vision"] = shape.vision_layers * vision_layer
+        terms["act_recompute"] = 0.0
+    if not vision_trains and not run.gradient_checkpointing:
+        terms["act_vision"] = 0.0  # nothing in the tower needs a gradient: autograd saves nothing there
+    # merger and embeddings: the merged image tokens and the input embeddings with the image features
+    terms["act_vision"] += act * (shape.vision_hidden * 2 * patches + 2 * shape.hidden * prompt_runs * prompt)
+
+
+def _lm_head(shape: ModelShape, run: RunShape, terms: dict) -> None:
+    act = 2 if run.bf16 else 4
+    if run.device == "cuda":
+        scored = run.batch * run.completion  # only labelled positions
+    elif run.shared_prefix:
+        scored = run.batch * run.completion  # the completion pass: [last prompt token, completion] per row
+    else:
+        scored = run.batch * (run.prompt_tokens(shape) + run.completion - 1)
+    tile = min(scored, HEAD_TOKEN_TILE) * min(HEAD_VOCAB_TILE, shape.vocab)
+    head = tile * act + scored * shape.hidden * (4 + act)  # the tile; fp32 hidden gradient and the saved input
+    if run.device == "cpu":
+        head += CPU_HEAD_TEMPORARIES * tile * 4
+    head_trains = not run.lora_r
+    if head_trains:  # fp32 accumulator of the head's weight gradient, then its cast to the weight dtype
+        head += shape.vocab * shape.hidden * (4 + (2 if run.bf16 and not run.fp32_weights else 4))
+    terms["lm_head"] = head
+
+
+def _zero3_buffers(shape: ModelShape, run: RunShape, terms: dict) -> None:
+    if run.zero_stage < 3:
+        # ZeRO-2 reduces gradients through buckets of reduce_bucket_size ("auto": hidden^2) elements
+        terms["zero3_gathered"] = 2 * shape.hidden**2 * 2 if run.zero_stage == 2 else 0.0
+        return
+    weight_bytes = 2 if run.bf16 and not run.fp32_weights else 4
+    widest = max(shape.text_layer_params(), shape.embedding_params() // (1 if shape.tied else 2))
+    # the module in use and the prefetched one, plus the reduce bucket ("auto": hidden^2 elements)
+    terms["zero3_gathered"] = 2 * widest * weight_bytes + shape.hidden**2 * weight_bytes
+
+
+def plan_memory(shape: ModelShape, run: RunShape) -> MemoryPlan:
+    """Expected per-GPU memory of ``run`` on the model of ``shape``.
+
+    Returns:
+        A :class:`MemoryPlan`; ``train_peak`` is the states plus one training micro-batch's forward+backward,
+        ``generation_peak`` the states plus the gathered weights and KV cache of generation.
+    """
+    terms: dict[str, float] = {}
+    full_weights = _states(shape, run, terms)
+    _zero3_buffers(shape, run, terms)
+    _activations(shape, run, terms)
+    _lm_head(shape, run, terms)
+    act = 2 if run.bf16 else 4
+    gen_rows = run.batch * run.steps_per_generation
+    cache_rows = (run.distinct_prompts() * run.steps_per_generation if run.shared_prefix else gen_rows)
+    kv_per_token = shape.layers * 2 * shape.kv_width * act
+    terms["kv_cache"] = kv_per_token * (cache_rows * run.prompt_tokens(shape) + gen_rows * run.completion)
+    if run.shared_prefix:  # the prefilled cache is copied to the G rows before sampling
+        terms["kv_cache"] += kv_per_token * gen_rows * run.prompt_tokens(shape)
+    gathered = run.zero_stage >= 3 and run.gather_for_generation
+    terms["generation_weights"] = full_weights - terms["weights"] if gathered else 0.0
+    states = terms["weights"] + terms["gradients"] + terms["optimizer"] + terms["reference_model"]
+    train = [k for k in ("zero3_gathered", "act_vision", "act_prompt", "act_completion", "act_recompute", "lm_head")]
+    plan = MemoryPlan(terms=terms)
+    plan.train_peak = states + sum(terms[k] for k in train)
+    plan.generation_peak = (states + terms["kv_cache"] + terms["generation_weights"]
+                            + gen_rows * shape.vocab * 4)  # fp32 next-token logits of the rows
+    return plan
