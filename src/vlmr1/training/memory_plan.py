@@ -241,6 +241,7 @@ TERM_HELP = {
     "act_completion": "completion-token activations kept for backward (with the shared prompt K/V)",
     "act_recompute": "one layer recomputed at a time under gradient checkpointing",
     "lm_head": "fused log-prob head: tiles and fp32 gradient accumulators",
+    "head_gradient": "part of the gradients: the LM head's (and input embedding's), which arrives first",
     "generation_weights": "whole model gathered for generation under ZeRO-3",
     "kv_cache": "generation key/value cache of the generation batch",
 }
@@ -296,37 +297,62 @@ def _states(shape: ModelShape, run: RunShape, terms: dict) -> float:
     return params * weight_bytes
 
 
-def _activations(shape: ModelShape, run: RunShape, terms: dict) -> None:
-    """Activations of one training micro-batch (see the module docstring)."""
+def _activations(shape: ModelShape, run: RunShape, terms: dict) -> list[tuple[float, float, float]]:
+    """Activations of one training micro-batch (see the module docstring), into ``terms``.
+
+    Returns:
+        The backward sweep after the LM head, in backward order: per layer (activations it frees, gradients it
+        allocates, its transient bytes), for :func:`_train_peak`.
+    """
     act = 2 if run.bf16 else 4
+    grad_bytes = 4 if run.lora_r or not run.bf16 or run.fp32_weights else 2
     rows, completion = run.batch, run.completion
     prompt = run.prompt_tokens(shape)
     prompt_runs = run.distinct_prompts() if run.shared_prefix else rows  # forwards of the prompt and images
-    per_text_token = text_layer_bytes(shape, act)
-    if run.shared_prefix:  # completion rows also hold their prompt's K/V repeated to every head
-        completion_kv = (prompt + completion) / completion
-        completion_bytes = text_layer_bytes(shape, act, completion_kv) * rows * completion
-    else:
-        completion_bytes = per_text_token * rows * completion
-    prompt_bytes = per_text_token * prompt_runs * prompt
+    completion_kv = (prompt + completion) / completion if run.shared_prefix else 1.0  # + the prompt's K/V per row
+    completion_layer = text_layer_bytes(shape, act, completion_kv) * rows * completion
+    prompt_layer = text_layer_bytes(shape, act) * prompt_runs * prompt
     patches = run.image_patches * prompt_runs
     vision_layer = vision_block_bytes(shape, act) * patches
     vision_trains = not run.freeze_vision and not run.lora_r
-    if run.gradient_checkpointing:
-        # each layer keeps its input; backward recomputes one layer (the widest) at a time
-        terms["act_prompt"] = shape.layers * act * shape.hidden * prompt_runs * prompt
-        terms["act_completion"] = shape.layers * act * shape.hidden * rows * completion
-        terms["act_vision"] = shape.vision_layers * act * shape.vision_hidden * patches
-        terms["act_recompute"] = max(prompt_bytes + completion_bytes, vision_layer if vision_trains else 0)
-    else:
-        terms["act_prompt"] = shape.layers * prompt_bytes
-        terms["act_completion"] = shape.layers * completion_bytes
-        terms["act_vision"] = shape.vision_layers * vision_layer
-        terms["act_recompute"] = 0.0
-    if not vision_trains and not run.gradient_checkpointing:
-        terms["act_vision"] = 0.0  # nothing in the tower needs a gradient: autograd saves nothing there
+    text_grads = 0 if run.lora_r else shape.text_layer_params() * grad_bytes
+    vision_grads = shape.vision_params() / max(shape.vision_layers, 1) * grad_bytes if vision_trains else 0
+    ckpt = run.gradient_checkpointing
+    kept_completion = act * shape.hidden * rows * completion if ckpt else completion_layer
+    kept_prompt = act * shape.hidden * prompt_runs * prompt if ckpt else prompt_layer
+    kept_vision = (act * shape.vision_hidden * patches if ckpt else vision_layer) if vision_trains else 0.0
+    # backward of a layer: its recomputed activations (checkpointing) and the gradients of its widest tensors
+    tokens_c, tokens_p = rows * completion, prompt_runs * prompt
+    mlp_grad = 2 * act * shape.intermediate
+    transient_c = (completion_layer if ckpt else 0) + mlp_grad * tokens_c
+    transient_p = (prompt_layer if ckpt else 0) + mlp_grad * tokens_p
+    transient_v = (vision_layer if ckpt else 0) + 2 * act * shape.vision_intermediate * patches
+    terms["act_prompt"] = shape.layers * kept_prompt
+    terms["act_completion"] = shape.layers * kept_completion
+    terms["act_vision"] = shape.vision_layers * kept_vision
     # merger and embeddings: the merged image tokens and the input embeddings with the image features
-    terms["act_vision"] += act * (shape.vision_hidden * 2 * patches + 2 * shape.hidden * prompt_runs * prompt)
+    terms["act_vision"] += act * (shape.vision_hidden * 2 * patches + 2 * shape.hidden * tokens_p)
+    terms["act_recompute"] = max(completion_layer, prompt_layer, vision_layer if vision_trains else 0) if ckpt else 0
+    if run.shared_prefix:  # the completion pass's backward, then the prompt pass's
+        sweep = [(kept_completion, text_grads, transient_c)] * shape.layers
+        sweep += [(kept_prompt, 0.0, transient_p)] * shape.layers
+    else:
+        sweep = [(kept_completion + kept_prompt, text_grads, transient_c + transient_p)] * shape.layers
+    sweep += [(kept_vision, vision_grads, transient_v if vision_trains else 0.0)] * shape.vision_layers
+    return sweep
+
+
+def _train_peak(terms: dict, sweep: list[tuple[float, float, float]], head_grads: float) -> float:
+    """The highest point of a forward+backward above the states held before it: every activation and the LM head's
+    transient at the start of backward, then layer by layer activations freed while gradients arrive."""
+    live = sum(terms[k] for k in ("act_vision", "act_prompt", "act_completion"))
+    peak = live + terms["lm_head"]
+    grads = head_grads
+    for freed, new_grads, transient in sweep:
+        peak = max(peak, live + grads + new_grads + transient)
+        live -= freed
+        grads += new_grads
+    return max(peak, live + grads)
 
 
 def _lm_head(shape: ModelShape, run: RunShape, terms: dict) -> None:
@@ -341,10 +367,14 @@ def _lm_head(shape: ModelShape, run: RunShape, terms: dict) -> None:
     head = tile * act + scored * shape.hidden * (4 + act)  # the tile; fp32 hidden gradient and the saved input
     if run.device == "cpu":
         head += CPU_HEAD_TEMPORARIES * tile * 4
+    weight_bytes = 2 if run.bf16 and not run.fp32_weights else 4
     head_trains = not run.lora_r
-    if head_trains:  # fp32 accumulator of the head's weight gradient, then its cast to the weight dtype
-        head += shape.vocab * shape.hidden * (4 + (2 if run.bf16 and not run.fp32_weights else 4))
+    if head_trains and weight_bytes == 2:  # the fp32 accumulator of the head's weight gradient, before its cast
+        head += shape.vocab * shape.hidden * 4
     terms["lm_head"] = head
+    # the head's gradient (the tied embedding's too) stays from the head's backward on; untied, the input
+    # embedding's arrives last
+    terms["head_gradient"] = shape.embedding_params() * weight_bytes if head_trains else 0.0
 
 
 def _zero3_buffers(shape: ModelShape, run: RunShape, terms: dict) -> None:
@@ -368,7 +398,7 @@ def plan_memory(shape: ModelShape, run: RunShape) -> MemoryPlan:
     terms: dict[str, float] = {}
     full_weights = _states(shape, run, terms)
     _zero3_buffers(shape, run, terms)
-    _activations(shape, run, terms)
+    sweep = _activations(shape, run, terms)
     _lm_head(shape, run, terms)
     act = 2 if run.bf16 else 4
     gen_rows = run.batch * run.steps_per_generation
@@ -379,10 +409,17 @@ def plan_memory(shape: ModelShape, run: RunShape) -> MemoryPlan:
         terms["kv_cache"] += kv_per_token * gen_rows * run.prompt_tokens(shape)
     gathered = run.zero_stage >= 3 and run.gather_for_generation
     terms["generation_weights"] = full_weights - terms["weights"] if gathered else 0.0
-    states = terms["weights"] + terms["gradients"] + terms["optimizer"] + terms["reference_model"]
-    train = [k for k in ("zero3_gathered", "act_vision", "act_prompt", "act_completion", "act_recompute", "lm_head")]
+    # gradients are allocated during backward (the trainer sets them to None after each step): the sweep places
+    # them; what ZeRO-2/3 keeps of them is a partition (the sweep's full gradients are scaled to it)
+    states = terms["weights"] + terms["optimizer"] + terms["reference_model"]
+    full_grads = sum(g for _, g, _ in sweep) + terms["head_gradient"]
+    scale = terms["gradients"] / full_grads if full_grads else 0.0
+    if not full_grads:  # LoRA: the adapters' small gradients, held throughout
+        states += terms["gradients"]
+    sweep = [(freed, g * scale, transient) for freed, g, transient in sweep]
     plan = MemoryPlan(terms=terms)
-    plan.train_peak = states + sum(terms[k] for k in train)
+    plan.train_peak = (states + terms["zero3_gathered"]
+                       + _train_peak(terms, sweep, terms["head_gradient"] * scale))
     plan.generation_peak = (states + terms["kv_cache"] + terms["generation_weights"]
                             + gen_rows * shape.vocab * 4)  # fp32 next-token logits of the rows
     return plan

@@ -1,0 +1,211 @@
+"""Benchmark: `vlmr1 plan`'s memory terms against the measured peak memory of a training forward+backward on CPU.
+
+Each case runs in a fresh process (``--child``): it builds a Qwen2.5-VL model from a config (random weights, fp32),
+adds TRL's fused log-prob head as ``GRPOTrainer`` does, and runs one GRPO training forward+backward of one prompt
+(one image) and its G completions, through TRL's stock forward or vlmr1's shared prefix, with or without gradient
+checkpointing. Memory is the process's resident set: the rise while building the model (weights), the high-water
+mark of the forward+backward above what was resident before it (``VmHWM``, reset through ``/proc/self/clear_refs``),
+and what stays after it (gradients). glibc is told to hand every block of 64 KiB or more back to the system when
+freed (``MALLOC_MMAP_THRESHOLD_``), so the resident set follows the live tensors instead of glibc's free lists, and
+one warm-up step on one row comes first (autograd and oneDNN set up their state once per process);
+torch has no allocator statistics for CPU memory, and ``tracemalloc`` does not see torch's allocations.
+
+    python benchmarks/bench_memory_plan.py                 # real widths (Qwen2.5-VL-3B) at 1, 2 and 4 text layers
+    python benchmarks/bench_memory_plan.py --tiny          # a small model, seconds (what the test runs)
+    python benchmarks/bench_memory_plan.py --json          # one JSON line per case
+
+Prints, per case, the plan and the measurement of each term and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import json
+import os
+import re
+import subprocess
+import sys
+
+MMAP_THRESHOLD = "65536"
+MiB = 2**20
+
+
+def _rss(field: str = "VmRSS") -> int:
+    with open("/proc/self/status") as f:
+        return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1)) * 1024
+
+
+def _settle() -> int:
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return _rss()
+
+
+def model_config(case: dict):
+    """The case's Qwen2.5-VL config: real widths (``--like``) or the small test widths, cut to its depths."""
+    from vlmr1.models import tiny_config, train_tiny_tokenizer
+    from vlmr1.models.full_size import qwen2_5_vl_3b_config
+
+    if case["tiny"]:
+        return tiny_config("qwen2_5_vl", text_layers=case["text_layers"], vision_layers=case["vision_layers"],
+                           hidden_size=512, intermediate_size=2048, num_attention_heads=8, num_key_value_heads=2,
+                           vision_hidden=128, vision_heads=2)
+    config = qwen2_5_vl_3b_config(train_tiny_tokenizer())
+    config.text_config.num_hidden_layers = case["text_layers"]
+    config.vision_config.depth = case["vision_layers"]
+    config.vision_config.fullatt_block_indexes = [case["vision_layers"] - 1]  # one full-attention block, last
+    return config
+
+
+def batch(config, case: dict):
+    """One prompt (text, one image of ``grid`` patches) repeated G times, completions of ``completion`` tokens (the
+    last row ends early: padding, as GRPO batches have), as TRL hands them to the log-prob forward."""
+    import torch
+
+    torch.manual_seed(0)
+    rows, completion, (grid_h, grid_w) = case["rows"], case["completion"], case["grid"]
+    vision = config.vision_config
+    image_tokens = grid_h * grid_w // vision.spatial_merge_size**2
+    text = list(range(10, 10 + case["prompt_text"] - 3))
+    prompt = ([config.vision_start_token_id] + [config.image_token_id] * image_tokens + [config.vision_end_token_id]
+              + text[:-1] + [text[-1] + 1])
+    completions = torch.randint(10, 500, (rows, completion))
+    input_ids = torch.cat([torch.tensor(prompt).expand(rows, -1), completions], dim=1)
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[-1, -completion // 4:] = 0
+    types = torch.zeros_like(input_ids)
+    types[:, 1:1 + image_tokens] = 1
+    patch = vision.in_channels * vision.temporal_patch_size * vision.patch_size**2
+    pixels = torch.randn(grid_h * grid_w, patch).repeat(rows, 1)
+    grids = torch.tensor([[1, grid_h, grid_w]] * rows)
+    return dict(input_ids=input_ids, attention_mask=attention_mask, mm_token_type_ids=types, pixel_values=pixels,
+                image_grid_thw=grids, num_images=[1] * rows)
+
+
+def forward_backward(model, inputs: dict, completion: int, shared: bool) -> None:
+    """The GRPO training forward (log-probs and entropies of the completions, TRL's fused head) and its backward."""
+    import torch
+
+    from vlmr1.training import shared_prefix as sp
+
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    if shared:
+        prompt_len = ids.size(1) - completion
+        images = sp.BatchImages.of(model.config, ids[:, :prompt_len], inputs["pixel_values"],
+                                   inputs["image_grid_thw"], inputs["num_images"])
+        groups = sp.find_prompt_groups(ids[:, :prompt_len], mask[:, :prompt_len], inputs["mm_token_type_ids"],
+                                       images)
+        logps, _ = sp.shared_prefix_logps(model, sp.backbone_of(model), ids, mask, completion, groups,
+                                          compute_entropy=True, images=images,
+                                          mm_token_type_ids=inputs["mm_token_type_ids"])
+    else:
+        labels = ids.masked_fill(mask == 0, -100)
+        labels[:, :-completion] = -100
+        model_inputs = {k: v for k, v in inputs.items() if k != "num_images"}
+        logps = model(**model_inputs, labels=labels, fused_lm_head=True).log_probs[:, -completion:]
+    completion_mask = mask[:, -completion:]
+    loss = -(logps * completion_mask).sum() / completion_mask.sum()
+    loss.backward()
+    del loss, logps
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+
+
+def child(case: dict) -> dict:
+    """Measure one case in this (fresh) process; returns bytes per phase."""
+    import torch
+    from trl.trainer.utils import add_fused_lm_head
+
+    from vlmr1.models import get_family
+
+    torch.set_num_threads(case["threads"])
+    config = model_config(case)
+    config.get_text_config()._attn_implementation = "sdpa"
+    inputs = batch(config, case)
+    start = _settle()
+    torch.manual_seed(0)
+    model = get_family("qwen2_5_vl").model_class(config)
+    model.config._attn_implementation = "sdpa"
+    model.train()
+    weights = _settle() - start
+    add_fused_lm_head(model, outputs=("log_probs", "entropy"))
+    if case["gradient_checkpointing"]:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    # warm-up on one row: autograd and oneDNN set up their own state once per process, which a run has long done
+    small = batch(config, {**case, "rows": 1})
+    forward_backward(model, small, case["completion"], False)
+    model.zero_grad(set_to_none=True)
+    del small
+    before = _settle()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # VmHWM := VmRSS
+    forward_backward(model, inputs, case["completion"], case["shared_prefix"])
+    peak = _rss("VmHWM") - before
+    gradients = _settle() - before
+    params = sum(p.numel() for p in model.parameters())
+    return {"weights": weights, "gradients": gradients, "forward_backward": peak, "params": params}
+
+
+def planned(case: dict) -> dict:
+    """The plan's numbers for the case (fp32, one process, CPU head)."""
+    from vlmr1.training.memory_plan import ModelShape, RunShape, plan_memory
+
+    shape = ModelShape.from_config(model_config(case))
+    grid_h, grid_w = case["grid"]
+    run = RunShape(num_generations=case["rows"], batch=case["rows"], prompt_text=case["prompt_text"],
+                   image_patches=grid_h * grid_w, completion=case["completion"], bf16=False,
+                   gradient_checkpointing=case["gradient_checkpointing"], shared_prefix=case["shared_prefix"],
+                   device="cpu")
+    plan = plan_memory(shape, run)
+    t = plan.terms
+    return {"weights": t["weights"], "gradients": t["gradients"],
+            "forward_backward": plan.train_peak - t["weights"] - t["optimizer"], "params": shape.total_params()}
+
+
+def measure(case: dict) -> dict:
+    """Run ``child`` in a fresh interpreter (so the high-water mark and glibc's settings are its own)."""
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": MMAP_THRESHOLD, "OMP_NUM_THREADS": str(case["threads"])}
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(case)], env=env, capture_output=True,
+                         text=True, check=False)
+    if out.returncode:
+        raise RuntimeError(f"child failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cases(tiny: bool, depths: list[int], threads: int) -> list[dict]:
+    base = dict(tiny=tiny, vision_layers=2 if tiny else 4, rows=8 if tiny else 4, prompt_text=40,
+                completion=64 if tiny else 32, grid=(24, 32) if tiny else (16, 16), threads=threads)
+    variants = [(False, False), (True, False), (True, True)]  # (shared_prefix, gradient_checkpointing)
+    return [{**base, "text_layers": depth, "shared_prefix": shared, "gradient_checkpointing": gc_on}
+            for depth in depths for shared, gc_on in variants]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--tiny", action="store_true", help="small widths (seconds) instead of Qwen2.5-VL-3B's")
+    parser.add_argument("--depths", default=None, help="text layers per case, comma-separated (default 1,2,4)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", action="store_true", help="one JSON line per case")
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(json.loads(args.child))))
+        return
+    depths = [int(d) for d in (args.depths or "1,2,4").split(",")]
+    if not args.json:
+        print(f"{'case':44s} {'term':17s} {'plan MiB':>9s} {'measured MiB':>13s} {'plan/measured':>14s}")
+    for case in cases(args.tiny, depths, args.threads):
+        plan, got = planned(case), measure(case)
+        name = (f"{case['text_layers']} text layers, {'shared prefix' if case['shared_prefix'] else 'stock'}"
+                f"{', grad ckpt' if case['gradient_checkpointing'] else ''}")
+        if args.json:
+            print(json.dumps({"case": case, "plan": plan, "measured": got}), flush=True)
+            continue
+        for term in ("weights", "gradients", "forward_backward"):
+            print(f"{name:44s} {term:17s} {plan[term] / MiB:9.0f} {got[term] / MiB:13.0f} "
+                  f"{plan[term] / max(got[term], 1):14.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
