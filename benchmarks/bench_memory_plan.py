@@ -173,10 +173,11 @@ def measure(case: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cases(tiny: bool, depths: list[int], threads: int) -> list[dict]:
+def cases(tiny: bool, depths: list[int], threads: int, only: str | None = None) -> list[dict]:
     base = dict(tiny=tiny, vision_layers=2 if tiny else 4, rows=8 if tiny else 4, prompt_text=40,
                 completion=64 if tiny else 32, grid=(24, 32) if tiny else (16, 16), threads=threads)
     variants = [(False, False), (True, False), (True, True)]  # (shared_prefix, gradient_checkpointing)
+    variants = variants[1:2] if only == "shared" else variants
     return [{**base, "text_layers": depth, "shared_prefix": shared, "gradient_checkpointing": gc_on}
             for depth in depths for shared, gc_on in variants]
 
@@ -188,6 +189,8 @@ def main() -> None:
     parser.add_argument("--depths", default=None, help="text layers per case, comma-separated (default 1,2,4)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="one JSON line per case")
+    parser.add_argument("--only", choices=["shared"], help="only the shared-prefix case without checkpointing")
+    parser.add_argument("--replan", help="a --json output: print its measurements against the current plan")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
@@ -195,8 +198,13 @@ def main() -> None:
     depths = [int(d) for d in (args.depths or "1,2,4").split(",")]
     if not args.json:
         print(f"{'case':44s} {'term':17s} {'plan MiB':>9s} {'measured MiB':>13s} {'plan/measured':>14s}")
-    for case in cases(args.tiny, depths, args.threads):
-        plan, got = planned(case), measure(case)
+    if args.replan:
+        with open(args.replan) as f:
+            runs = [(r["case"], r["measured"]) for r in map(json.loads, f)]
+    else:
+        runs = [(case, None) for case in cases(args.tiny, depths, args.threads, args.only)]
+    for case, got in runs:
+        plan, got = planned(case), got or measure(case)
         name = (f"{case['text_layers']} text layers, {'shared prefix' if case['shared_prefix'] else 'stock'}"
                 f"{', grad ckpt' if case['gradient_checkpointing'] else ''}")
         if args.json:

@@ -339,6 +339,9 @@ def _activations(shape: ModelShape, run: RunShape, terms: dict) -> list[tuple[fl
     else:
         sweep = [(kept_completion + kept_prompt, text_grads, transient_c + transient_p)] * shape.layers
     sweep += [(kept_vision, vision_grads, transient_v if vision_trains else 0.0)] * shape.vision_layers
+    if not run.lora_r:  # the input embedding's backward: a dense (vocab x hidden) gradient, added to the tied
+        embedding = shape.vocab * shape.hidden * grad_bytes  # head's (a transient) or kept (untied)
+        sweep.append((0.0, 0.0, embedding) if shape.tied else (0.0, embedding, 0.0))
     return sweep
 
 
@@ -373,8 +376,8 @@ def _lm_head(shape: ModelShape, run: RunShape, terms: dict) -> None:
         head += shape.vocab * shape.hidden * 4
     terms["lm_head"] = head
     # the head's gradient (the tied embedding's too) stays from the head's backward on; untied, the input
-    # embedding's arrives last
-    terms["head_gradient"] = shape.embedding_params() * weight_bytes if head_trains else 0.0
+    # embedding's arrives last (see _activations)
+    terms["head_gradient"] = shape.vocab * shape.hidden * weight_bytes if head_trains else 0.0
 
 
 def _zero3_buffers(shape: ModelShape, run: RunShape, terms: dict) -> None:
