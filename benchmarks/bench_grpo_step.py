@@ -30,7 +30,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 
 if sys.platform == "linux" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:  # before torch allocates anything
     os.environ["MALLOC_MMAP_THRESHOLD_"] = "131072"
@@ -43,9 +42,8 @@ from PIL import Image  # noqa: E402
 from trl import GRPOTrainer  # noqa: E402
 from trl.trainer.utils import shuffle_sequence_dict, split_pixel_values_by_grid, unsplit_pixel_values_by_grid  # noqa: E402
 
-from vlmr1.models import build_tiny_model, get_family, tiny_processor, train_tiny_tokenizer  # noqa: E402
-from vlmr1.models.full_size import qwen2_5_vl_3b_config  # noqa: E402
-from vlmr1.models.tokenizer import build_qwen_chat_template  # noqa: E402
+from vlmr1.models import build_tiny_model, get_family  # noqa: E402
+from vlmr1.models.full_size import real_width_model  # noqa: E402
 from vlmr1.training.config import VLMR1GRPOConfig  # noqa: E402
 from vlmr1.training.trainer import VLMGRPOTrainer  # noqa: E402
 
@@ -83,14 +81,15 @@ class Arch:
         vision: vision-config values set before the weights are drawn.
         image_size: the small case's image (width, height); None: ``IMAGE_TOKENS`` at the family's patch and merge
             sizes.
-        full_size: ``(name, tokenizer -> config)`` of a full-size architecture for ``--gpu``, or None.
+        full_size: the ``vlmr1.models.full_size.LIKE`` name of a released architecture of the family (``--gpu``,
+            ``--real-width``), or None.
         tiny: other ``build_tiny_model`` arguments (InternVL's tile size).
     """
 
     model_type: str
     vision: dict = dataclasses.field(default_factory=dict)
     image_size: tuple[int, int] | None = None
-    full_size: tuple[str, Callable] | None = None
+    full_size: str | None = None
     tiny: dict = dataclasses.field(default_factory=dict)
 
     def small_image_size(self) -> tuple[int, int]:
@@ -102,7 +101,7 @@ class Arch:
 
 
 ARCHS = {
-    "qwen2_5_vl": Arch("qwen2_5_vl", full_size=("Qwen2.5-VL-3B", qwen2_5_vl_3b_config)),
+    "qwen2_5_vl": Arch("qwen2_5_vl", full_size="qwen2_5_vl_3b"),
     "qwen2_vl": Arch("qwen2_vl"),
     # DeepStack from three vision blocks into the first three decoder layers, as in the released models
     "qwen3_vl": Arch("qwen3_vl", vision={"deepstack_visual_indexes": [0, 1, 2]}),
@@ -135,18 +134,8 @@ def small_model(arch: Arch, workdir: str):
 
 
 def gpu_model(arch: Arch):
-    """A random-weight full-size model in bf16 on the GPU (nothing downloaded), and a processor for 640x480 images."""
-    from transformers import GenerationConfig
-
-    tokenizer = train_tiny_tokenizer(chat_template=build_qwen_chat_template())
-    config = arch.full_size[1](tokenizer)
-    config._attn_implementation = "sdpa"
-    torch.manual_seed(0)
-    with torch.device("cuda"):
-        model = get_family(arch.model_type).model_class._from_config(config, dtype=torch.bfloat16)
-    model.generation_config = GenerationConfig(bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id,
-                                               pad_token_id=config.pad_token_id)
-    return model, tiny_processor(arch.model_type, tokenizer=tokenizer, max_pixels=640 * 480)
+    """A random-weight full-size model in bf16 on the GPU (nothing downloaded) and its processor."""
+    return real_width_model(arch.full_size, text_layers=None, vision_layers=None, dtype=torch.bfloat16, device="cuda")
 
 
 def varied_reward(completions, **kwargs):
@@ -284,7 +273,7 @@ def main():
         parser.error(f"--gpu: no full-size config for {args.arch}")
     case = GPU if args.gpu else SMALL
     if args.gpu:
-        case = dataclasses.replace(case, name=f"{arch.full_size[0]} shapes (GPU, bf16)")
+        case = dataclasses.replace(case, name=f"{arch.full_size} shapes (GPU, bf16)")
     else:
         case = dataclasses.replace(case, name=f"{case.name}, {args.arch}", image_size=arch.small_image_size())
     if args.prompts:

@@ -42,14 +42,17 @@ def write_data(folder: str, num: int, size: tuple[int, int]) -> str:
 
 
 def build_model(tiny: bool, device: str, dtype: torch.dtype):
-    """The model object and its processor: 3B shapes (or tiny ones), random weights, the offline tokenizer."""
+    """The model object and its processor: Qwen2.5-VL-3B's architecture (or tiny sizes), random weights, the offline
+    tokenizer and the released image settings."""
     from transformers import GenerationConfig, Qwen2_5_VLForConditionalGeneration
 
     from vlmr1.models import build_qwen_chat_template, tiny_config, tiny_processor, train_tiny_tokenizer
-    from vlmr1.models.full_size import qwen2_5_vl_3b_config
+    from vlmr1.models.full_size import real_width_model
 
+    if not tiny:
+        return real_width_model("qwen2_5_vl_3b", text_layers=None, vision_layers=None, dtype=dtype, device=device)
     tokenizer = train_tiny_tokenizer(chat_template=build_qwen_chat_template())
-    config = tiny_config("qwen2_5_vl", tokenizer=tokenizer) if tiny else qwen2_5_vl_3b_config(tokenizer)
+    config = tiny_config("qwen2_5_vl", tokenizer=tokenizer)
     config._attn_implementation = "sdpa"
     torch.manual_seed(0)
     with torch.device(device):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 
 from vlmr1.arguments import CommandParser, integer, number
-from vlmr1.errors import debug_requested, run_command
+from vlmr1.errors import bad_argument, debug_requested, run_command
 
 
 def _train(argv: list[str]) -> None:
@@ -29,17 +29,50 @@ def _train(argv: list[str]) -> None:
 
 
 def _tiny_model(argv: list[str]) -> None:
-    from vlmr1.models import TINY_ARCHS, build_tiny_model
+    import torch
 
-    parser = CommandParser(prog="vlmr1 tiny-model", description="Write a tiny model with a real processor.")
-    parser.add_argument("--arch", default="qwen2_5_vl", choices=sorted(TINY_ARCHS))
-    parser.add_argument("--output", required=True, help="folder to write (config, weights, processor)")
+    from vlmr1.models import TINY_ARCHS, build_tiny_model
+    from vlmr1.models.full_size import (
+        DEFAULT_TEXT_LAYERS,
+        DEFAULT_VISION_LAYERS,
+        LIKE,
+        build_real_width_model,
+        real_architecture,
+    )
+
+    parser = CommandParser(prog="vlmr1 tiny-model", description="Write a tiny model with a real processor, or a "
+                           "released architecture (--like) at its real widths with fewer layers.")
+    parser.add_argument("--arch", default=None, choices=sorted(TINY_ARCHS), help="tiny model family (default "
+                        "qwen2_5_vl)")
+    parser.add_argument("--like", default=None, metavar="NAME", help="a released architecture at real width, random "
+                        f"weights, real vocabulary and image settings: {', '.join(LIKE)}")
+    parser.add_argument("--output", "--output_dir", dest="output", required=True,
+                        help="folder to write (config, weights, processor)")
+    parser.add_argument("--text_layers", type=integer(1), default=None,
+                        help="decoder layers (--like: default 2; the released depth gives the whole model)")
+    parser.add_argument("--vision_layers", type=integer(1), default=None,
+                        help="vision blocks (--like: default 2, enough for a window and a full-attention block)")
+    parser.add_argument("--dtype", choices=("float32", "bfloat16"), default="float32", help="dtype of the saved weights")
     parser.add_argument("--seed", type=integer(0, 2**32 - 1), default=0)
     parser.add_argument("--rope_theta", type=number(0, low_open=True), default=None,
                         help="rotary base of the text decoder (default: the family's; the demo uses 100)")
     args = parser.parse_args(argv)
-    path = build_tiny_model(args.arch, args.output, seed=args.seed, rope_theta=args.rope_theta)
-    print(f"wrote a tiny {args.arch} model to {path}")
+    dtype = getattr(torch, args.dtype)
+    layers = {k: v for k, v in (("text_layers", args.text_layers), ("vision_layers", args.vision_layers))
+              if v is not None}
+    if args.like is None:
+        arch = args.arch or "qwen2_5_vl"
+        path = build_tiny_model(arch, args.output, seed=args.seed, rope_theta=args.rope_theta, dtype=dtype, **layers)
+        print(f"wrote a tiny {arch} model to {path}")
+        return
+    real_architecture(args.like)  # an unknown name fails here, before anything is built
+    if args.arch is not None or args.rope_theta is not None:
+        flag = "--arch" if args.arch is not None else "--rope_theta"
+        raise bad_argument(flag, f"does not apply to --like {args.like} (the released architecture sets it)",
+                           f"leave out {flag}")
+    path = build_real_width_model(args.like, args.output, seed=args.seed, dtype=dtype, **layers)
+    depth = (layers.get("text_layers", DEFAULT_TEXT_LAYERS), layers.get("vision_layers", DEFAULT_VISION_LAYERS))
+    print(f"wrote {args.like} at real width ({depth[0]} text layers, {depth[1]} vision blocks) to {path}")
 
 
 DATA_COMMANDS = {
