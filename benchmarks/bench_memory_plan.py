@@ -3,12 +3,13 @@
 Each case runs in a fresh process (``--child``): it builds a Qwen2.5-VL model from a config (random weights, fp32),
 adds TRL's fused log-prob head as ``GRPOTrainer`` does, and runs one GRPO training forward+backward of one prompt
 (one image) and its G completions, through TRL's stock forward or vlmr1's shared prefix, with or without gradient
-checkpointing. Memory is the process's resident set: the rise while building the model (weights), the high-water
-mark of the forward+backward above what was resident before it (``VmHWM``, reset through ``/proc/self/clear_refs``),
-and what stays after it (gradients). glibc is told to hand every block of 64 KiB or more back to the system when
-freed (``MALLOC_MMAP_THRESHOLD_``), so the resident set follows the live tensors instead of glibc's free lists, and
-one warm-up step on one row comes first (autograd and oneDNN set up their state once per process);
-torch has no allocator statistics for CPU memory, and ``tracemalloc`` does not see torch's allocations.
+checkpointing. Memory is the process's resident set: the rise while building the model (weights), what is held
+between the forward and the backward (activations), the high-water mark of the forward+backward above what was
+resident before it (``VmHWM``, reset through ``/proc/self/clear_refs``), and what stays after it (gradients). glibc
+is told to hand every block of 64 KiB or more back to the system when freed (``MALLOC_MMAP_THRESHOLD_``), so the
+resident set follows the live tensors instead of glibc's free lists, and one warm-up step on one row comes first
+(autograd and oneDNN set up their state once per process); torch has no allocator statistics for CPU memory, and
+``tracemalloc`` does not see torch's allocations.
 
     python benchmarks/bench_memory_plan.py                 # real widths (Qwen2.5-VL-3B) at 1, 2 and 4 text layers
     python benchmarks/bench_memory_plan.py --tiny          # a small model, seconds (what the test runs)
@@ -44,19 +45,18 @@ def _settle() -> int:
 
 
 def model_config(case: dict):
-    """The case's Qwen2.5-VL config: real widths (``--like``) or the small test widths, cut to its depths."""
-    from vlmr1.models import tiny_config, train_tiny_tokenizer
-    from vlmr1.models.full_size import qwen2_5_vl_3b_config
+    """The case's Qwen2.5-VL config: Qwen2.5-VL-3B's (``real_config``, its released full-attention blocks below the
+    cut) or the small test widths, cut to the case's depths."""
+    from vlmr1.models import get_family, tiny_config, train_tiny_tokenizer
+    from vlmr1.models.full_size import real_config
 
     if case["tiny"]:
         return tiny_config("qwen2_5_vl", text_layers=case["text_layers"], vision_layers=case["vision_layers"],
                            hidden_size=512, intermediate_size=2048, num_attention_heads=8, num_key_value_heads=2,
                            vision_hidden=128, vision_heads=2)
-    config = qwen2_5_vl_3b_config(train_tiny_tokenizer())
-    config.text_config.num_hidden_layers = case["text_layers"]
-    config.vision_config.depth = case["vision_layers"]
-    config.vision_config.fullatt_block_indexes = [case["vision_layers"] - 1]  # one full-attention block, last
-    return config
+    tokenizer = train_tiny_tokenizer(tokens=get_family("qwen2_5_vl").chat_tokens())
+    return real_config("qwen2_5_vl_3b", tokenizer, text_layers=case["text_layers"],
+                       vision_layers=case["vision_layers"])
 
 
 def batch(config, case: dict):
@@ -84,8 +84,9 @@ def batch(config, case: dict):
                 image_grid_thw=grids, num_images=[1] * rows)
 
 
-def forward_backward(model, inputs: dict, completion: int, shared: bool) -> None:
-    """The GRPO training forward (log-probs and entropies of the completions, TRL's fused head) and its backward."""
+def forward_backward(model, inputs: dict, completion: int, shared: bool, after_forward=None) -> None:
+    """The GRPO training forward (log-probs and entropies of the completions, TRL's fused head) and its backward;
+    ``after_forward()`` is called between them."""
     import torch
 
     from vlmr1.training import shared_prefix as sp
@@ -107,6 +108,8 @@ def forward_backward(model, inputs: dict, completion: int, shared: bool) -> None
         logps = model(**model_inputs, labels=labels, fused_lm_head=True).log_probs[:, -completion:]
     completion_mask = mask[:, -completion:]
     loss = -(logps * completion_mask).sum() / completion_mask.sum()
+    if after_forward is not None:
+        after_forward()
     loss.backward()
     del loss, logps
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
@@ -140,11 +143,14 @@ def child(case: dict) -> dict:
     before = _settle()
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # VmHWM := VmRSS
-    forward_backward(model, inputs, case["completion"], case["shared_prefix"])
+    held = []
+    forward_backward(model, inputs, case["completion"], case["shared_prefix"],
+                     after_forward=lambda: held.append(_settle() - before))
     peak = _rss("VmHWM") - before
     gradients = _settle() - before
     params = sum(p.numel() for p in model.parameters())
-    return {"weights": weights, "gradients": gradients, "forward_backward": peak, "params": params}
+    return {"weights": weights, "gradients": gradients, "activations": held[0], "forward_backward": peak,
+            "params": params}
 
 
 def planned(case: dict) -> dict:
@@ -159,7 +165,11 @@ def planned(case: dict) -> dict:
                    device="cpu")
     plan = plan_memory(shape, run)
     t = plan.terms
-    return {"weights": t["weights"], "gradients": t["gradients"],
+    # held after the forward: the layers' saved tensors and the head's saved input (the final norm's output)
+    head_input = 4 * shape.hidden * run.batch * (run.completion if run.shared_prefix else
+                                                 run.prompt_tokens(shape) + run.completion - 1)
+    activations = t["act_vision"] + t["act_prompt"] + t["act_completion"] + head_input
+    return {"weights": t["weights"], "gradients": t["gradients"], "activations": activations,
             "forward_backward": plan.train_peak - t["weights"] - t["optimizer"], "params": shape.total_params()}
 
 
@@ -173,11 +183,15 @@ def measure(case: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+VARIANTS = {"stock": (False, False), "shared": (True, False), "ckpt": (True, True)}  # (shared prefix, grad ckpt)
+
+
 def cases(tiny: bool, depths: list[int], threads: int, only: str | None = None) -> list[dict]:
-    base = dict(tiny=tiny, vision_layers=2 if tiny else 4, rows=8 if tiny else 4, prompt_text=40,
-                completion=64 if tiny else 32, grid=(24, 32) if tiny else (16, 16), threads=threads)
-    variants = [(False, False), (True, False), (True, True)]  # (shared_prefix, gradient_checkpointing)
-    variants = variants[1:2] if only == "shared" else variants
+    """Real widths: 8 rows of 128 completion tokens after one 448x448 image (32x32 patches, 256 image tokens), so
+    activations weigh next to the weights and gradients; 4 vision blocks (3 windowed, 1 full attention)."""
+    base = dict(tiny=tiny, vision_layers=2 if tiny else 4, rows=8, prompt_text=40, completion=64 if tiny else 128,
+                grid=(24, 32) if tiny else (32, 32), threads=threads)
+    variants = [VARIANTS[name] for name in (only or ",".join(VARIANTS)).split(",")]
     return [{**base, "text_layers": depth, "shared_prefix": shared, "gradient_checkpointing": gc_on}
             for depth in depths for shared, gc_on in variants]
 
@@ -189,7 +203,8 @@ def main() -> None:
     parser.add_argument("--depths", default=None, help="text layers per case, comma-separated (default 1,2,4)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="one JSON line per case")
-    parser.add_argument("--only", choices=["shared"], help="only the shared-prefix case without checkpointing")
+    parser.add_argument("--only", help="variants, comma-separated: stock, shared (shared prefix), ckpt (shared prefix "
+                        "and gradient checkpointing); default all three")
     parser.add_argument("--replan", help="a --json output: print its measurements against the current plan")
     args = parser.parse_args()
     if args.child:
@@ -210,7 +225,7 @@ def main() -> None:
         if args.json:
             print(json.dumps({"case": case, "plan": plan, "measured": got}), flush=True)
             continue
-        for term in ("weights", "gradients", "forward_backward"):
+        for term in ("weights", "gradients", "activations", "forward_backward"):
             print(f"{name:44s} {term:17s} {plan[term] / MiB:9.0f} {got[term] / MiB:13.0f} "
                   f"{plan[term] / max(got[term], 1):14.2f}", flush=True)
 

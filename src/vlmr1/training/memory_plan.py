@@ -18,8 +18,8 @@ The terms follow how the libraries hold things in TRL 1.16, transformers 5 and D
   trained, a (vocab x hidden) fp32 weight gradient. Without Triton (CPU) it scores every position, not only the
   completion's, and folds each tile with a few fp32 temporaries.
 
-Known limits: the vision tower is counted for the Qwen families (Qwen2-VL, Qwen2.5-VL, Qwen3-VL); allocator
-fragmentation, NCCL buffers and the CUDA context are one fixed reserve (``CUDA_RESERVE``).
+Model sizes come from :class:`vlmr1.training.model_shape.ModelShape` (the Qwen families and InternVL). Known limits:
+allocator fragmentation, NCCL buffers and the CUDA context are one fixed reserve (``CUDA_RESERVE``).
 """
 
 from __future__ import annotations
@@ -27,127 +27,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from vlmr1.training.model_shape import ModelShape
+
 GiB = 1024**3
 HEAD_TOKEN_TILE, HEAD_VOCAB_TILE = 4096, 32768  # trl.kernels.chunked_logprob's tiles
 CPU_HEAD_TEMPORARIES = 6  # fp32 tiles alive at once in the torch fold of a tile (no Triton)
 CUDA_RESERVE = int(1.5 * GiB)  # CUDA context, cuBLAS workspace, NCCL buffers, allocator slack
 LORA_TARGETS_PER_LAYER = 7  # q, k, v, o, gate, up, down
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    """The sizes the arithmetic needs, read from a transformers config (object or ``config.json`` dict).
-
-    Attributes:
-        model_type: e.g. ``"qwen2_5_vl"``.
-        vocab, hidden, intermediate, layers, heads, kv_heads, head_dim: the text decoder.
-        tied: input and output embeddings share one matrix.
-        qkv_bias, qk_norm: Qwen2-style q/k/v biases; Qwen3-style per-head q/k norms.
-        vision_layers, vision_hidden, vision_intermediate, vision_out: the vision tower (0 layers: text only).
-        vision_gated: SwiGLU vision MLP (Qwen2.5-VL) instead of fc1/act/fc2.
-        vision_rms: RMSNorm in the vision blocks (Qwen2.5-VL) instead of LayerNorm.
-        patch, merge, temporal_patch, channels: the patch embedding; ``merge**2`` patches make one image token.
-        deepstack: Qwen3-VL's extra mergers; position_embeddings: Qwen3-VL's learned position table.
-    """
-
-    model_type: str
-    vocab: int
-    hidden: int
-    intermediate: int
-    layers: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    tied: bool
-    qkv_bias: bool = True
-    qk_norm: bool = False
-    vision_layers: int = 0
-    vision_hidden: int = 0
-    vision_intermediate: int = 0
-    vision_out: int = 0
-    vision_gated: bool = True
-    vision_rms: bool = True
-    patch: int = 14
-    merge: int = 2
-    temporal_patch: int = 2
-    channels: int = 3
-    deepstack: int = 0
-    position_embeddings: int = 0
-
-    @classmethod
-    def from_config(cls, config) -> ModelShape:
-        """Read a ``PreTrainedConfig`` or a ``config.json`` dict (text fields nested or at the top level).
-
-        Raises:
-            ValueError: a family whose vision tower is not modelled, or a config without the text sizes.
-        """
-        c = config if isinstance(config, dict) else config.to_dict()
-        model_type = c.get("model_type", "")
-        if model_type not in ("qwen2_vl", "qwen2_5_vl", "qwen3_vl"):
-            raise ValueError(f"model type {model_type!r} is not modelled yet (qwen2_vl, qwen2_5_vl, qwen3_vl are)")
-        text = {**c, **(c.get("text_config") or {})}
-        vision = c.get("vision_config") or {}
-        heads = text["num_attention_heads"]
-        tied = bool(c.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
-        common = dict(model_type=model_type, vocab=text["vocab_size"], hidden=text["hidden_size"],
-                      intermediate=text["intermediate_size"], layers=text["num_hidden_layers"], heads=heads,
-                      kv_heads=text.get("num_key_value_heads") or heads,
-                      head_dim=text.get("head_dim") or text["hidden_size"] // heads, tied=tied,
-                      qkv_bias=model_type != "qwen3_vl", qk_norm=model_type == "qwen3_vl",
-                      vision_layers=vision.get("depth", 0), patch=vision.get("patch_size", 14),
-                      merge=vision.get("spatial_merge_size", 2), temporal_patch=vision.get("temporal_patch_size", 2),
-                      channels=vision.get("in_channels", vision.get("in_chans", 3)))
-        if model_type == "qwen2_vl":  # embed_dim wide blocks, fc1/quick_gelu/fc2, LayerNorm; merger out hidden_size
-            width = vision["embed_dim"]
-            return cls(**common, vision_hidden=width, vision_intermediate=int(width * vision["mlp_ratio"]),
-                       vision_out=vision["hidden_size"], vision_gated=False, vision_rms=False)
-        extra = {}
-        if model_type == "qwen3_vl":
-            extra = dict(vision_gated=False, vision_rms=False, deepstack=len(vision["deepstack_visual_indexes"]),
-                         position_embeddings=vision["num_position_embeddings"])
-        return cls(**common, vision_hidden=vision["hidden_size"], vision_intermediate=vision["intermediate_size"],
-                   vision_out=vision["out_hidden_size"], **extra)
-
-    @property
-    def kv_width(self) -> int:
-        return self.kv_heads * self.head_dim
-
-    @property
-    def q_width(self) -> int:
-        return self.heads * self.head_dim
-
-    def text_layer_params(self) -> int:
-        h, q, kv, ff = self.hidden, self.q_width, self.kv_width, self.intermediate
-        attention = h * (q + 2 * kv) + q * h + (q + 2 * kv) * self.qkv_bias + 2 * self.head_dim * self.qk_norm
-        return attention + 3 * h * ff + 2 * h
-
-    def embedding_params(self) -> int:
-        """Input embeddings and LM head (one matrix when tied)."""
-        return self.vocab * self.hidden * (1 if self.tied else 2)
-
-    def vision_params(self) -> int:
-        if not self.vision_layers:
-            return 0
-        d, f, norm = self.vision_hidden, self.vision_intermediate, 1 if self.vision_rms else 2
-        mlp = (3 * d * f + 2 * f + d) if self.vision_gated else (2 * d * f + f + d)
-        block = 2 * norm * d + 3 * d * d + 3 * d + d * d + d + mlp
-        merged = d * self.merge**2
-        merger = norm * d + merged * merged + merged + merged * self.vision_out + self.vision_out
-        patch_embed = self.channels * self.temporal_patch * self.patch**2 * d
-        if self.model_type == "qwen3_vl":  # conv bias, position table, deepstack mergers (LayerNorm over merged)
-            patch_embed += d + self.position_embeddings * d
-            merger += self.deepstack * (2 * merged + merged * merged + merged + merged * self.vision_out
-                                        + self.vision_out)
-        return patch_embed + self.vision_layers * block + merger
-
-    def total_params(self) -> int:
-        return self.embedding_params() + self.layers * self.text_layer_params() + self.hidden + self.vision_params()
-
-    def lora_params(self, r: int) -> int:
-        """LoRA A and B on the text layers' seven projections (vlmr1's default targets)."""
-        h, q, kv, ff = self.hidden, self.q_width, self.kv_width, self.intermediate
-        shapes = [(h, q), (h, kv), (h, kv), (q, h), (h, ff), (h, ff), (ff, h)]
-        return self.layers * sum(r * (i + o) for i, o in shapes)
 
 
 @dataclass(frozen=True)
@@ -263,9 +149,13 @@ def text_layer_bytes(shape: ModelShape, act: int, kv_tokens_per_token: float = 1
 
 
 def vision_block_bytes(shape: ModelShape, act: int) -> float:
-    """Bytes one vision block saves per patch: two norms, the fused qkv output (v is a view of it), q and k after
-    the fp32 rotary, per-window outputs, their concatenation and the projection's input, the MLP."""
+    """Bytes one vision block saves per position. Qwen: two norms, the fused qkv output (v is a view of it), q and k
+    after the fp32 rotary, per-window outputs, their concatenation and the projection's input, the MLP. InternViT:
+    two norms, q, k and v, the attention output and its contiguous copy, the projection's and fc2's outputs (each
+    scaled by a layer scale), fc1's output and GELU's."""
     d, f = shape.vision_hidden, shape.vision_intermediate
+    if shape.tile:
+        return 2 * _norm_bytes(d, act, shape.vision_rms) + 7 * act * d + 2 * act * f + 4 * shape.vision_heads
     mlp = 4 * act * f if shape.vision_gated else 3 * act * f
     return 2 * _norm_bytes(d, act, shape.vision_rms) + 8 * act * d + mlp
 
@@ -313,14 +203,15 @@ def _activations(shape: ModelShape, run: RunShape, terms: dict) -> list[tuple[fl
     completion_layer = text_layer_bytes(shape, act, completion_kv) * rows * completion
     prompt_layer = text_layer_bytes(shape, act) * prompt_runs * prompt
     patches = run.image_patches * prompt_runs
-    vision_layer = vision_block_bytes(shape, act) * patches
+    vision_layer = vision_block_bytes(shape, act) * shape.vision_tokens(patches)
     vision_trains = not run.freeze_vision and not run.lora_r
     text_grads = 0 if run.lora_r else shape.text_layer_params() * grad_bytes
     vision_grads = shape.vision_params() / max(shape.vision_layers, 1) * grad_bytes if vision_trains else 0
     ckpt = run.gradient_checkpointing
     kept_completion = act * shape.hidden * rows * completion if ckpt else completion_layer
     kept_prompt = act * shape.hidden * prompt_runs * prompt if ckpt else prompt_layer
-    kept_vision = (act * shape.vision_hidden * patches if ckpt else vision_layer) if vision_trains else 0.0
+    kept_vision = (act * shape.vision_hidden * shape.vision_tokens(patches) if ckpt else vision_layer
+                   ) if vision_trains else 0.0
     # backward of a layer: its recomputed activations (checkpointing) and the gradients of its widest tensors
     tokens_c, tokens_p = rows * completion, prompt_runs * prompt
     mlp_grad = 2 * act * shape.intermediate

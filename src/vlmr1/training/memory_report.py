@@ -7,7 +7,6 @@ Everything is checked before anything heavy is imported; no model is built and n
 from __future__ import annotations
 
 import json
-import math
 import re
 from pathlib import Path
 
@@ -18,7 +17,6 @@ from vlmr1.training.memory_plan import CUDA_RESERVE, TERM_HELP, GiB, ModelShape,
 CARDS_GB = {"H200": 141, "H100": 80, "H800": 80, "A100-80GB": 80, "A100-40GB": 40, "A800": 80, "L40S": 48,
             "A6000": 48, "A40": 48, "L40": 48, "RTX6000-ADA": 48, "V100-32GB": 32, "V100-16GB": 16, "4090": 24,
             "3090": 24, "A10G": 24, "A10": 24, "L4": 24, "T4": 16, "5090": 32, "MI300X": 192, "GH200": 96}
-LIKE = ("qwen2_5_vl_3b",)  # released architectures known without a download (vlmr1.models.full_size)
 
 
 def parse_gpu_memory(text: str) -> tuple[str, int]:
@@ -68,36 +66,24 @@ def read_deepspeed(path: str | None) -> dict:
 
 
 def model_config(model: str) -> dict:
-    """The config dict of ``--model``: a local folder's ``config.json``, or a ``LIKE`` name (no download).
+    """The config dict of ``--model``: a local folder's ``config.json``, or a released architecture of
+    ``vlmr1.models.full_size.LIKE`` at its full depth (no download; the token ids, which the plan does not use, come
+    from vlmr1's local tokenizer).
 
     Raises:
-        UserError: neither a folder with a config.json nor a known name.
+        UserError: neither a folder with a config.json nor a ``LIKE`` name.
     """
     folder = Path(model)
     if (folder / "config.json").is_file():
         return json.loads((folder / "config.json").read_text())
-    if model in LIKE:
-        from vlmr1.models.full_size import qwen2_5_vl_3b_config
-        from vlmr1.models.tokenizer import train_tiny_tokenizer
+    from vlmr1.models import get_family, train_tiny_tokenizer
+    from vlmr1.models.full_size import LIKE, real_config
 
-        return qwen2_5_vl_3b_config(train_tiny_tokenizer(vocab_size=300)).to_dict()
-    raise bad_argument("--model", f"{model!r} is neither a local folder with a config.json nor a known architecture",
-                       f"pass the downloaded model's folder, or one of {', '.join(LIKE)}")
-
-
-def image_patches(size: tuple[int, int], shape: ModelShape, min_pixels: int, max_pixels: int) -> int:
-    """Patches the vision tower sees for one image of ``size`` (width, height), as the Qwen processor resizes it."""
-    factor = shape.patch * shape.merge
-    width, height = size
-    h, w = max(factor, round(height / factor) * factor), max(factor, round(width / factor) * factor)
-    if h * w > max_pixels:  # the processor's smart_resize, without importing transformers
-        beta = math.sqrt(height * width / max_pixels)
-        h, w = max(factor, math.floor(height / beta / factor) * factor), max(factor, math.floor(width / beta / factor)
-                                                                             * factor)
-    elif h * w < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h, w = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
-    return (h // shape.patch) * (w // shape.patch)
+    if model not in LIKE:
+        raise bad_argument("--model", f"{model!r} is neither a local folder with a config.json nor a released "
+                           "architecture", f"pass the downloaded model's folder, or one of {', '.join(LIKE)}")
+    tokenizer = train_tiny_tokenizer(tokens=get_family(LIKE[model].model_type).chat_tokens())
+    return real_config(model, tokenizer).to_dict()
 
 
 def _image_size(text: str) -> tuple[int, int]:
@@ -119,7 +105,8 @@ def build_parser() -> CommandParser:
     parser = CommandParser(prog="vlmr1 plan", description="Expected per-GPU memory of a GRPO run, and whether it "
                            "fits the card. Nothing is loaded or downloaded.")
     add = parser.add_argument
-    add("--model", required=True, help=f"local model folder (its config.json) or one of {', '.join(LIKE)}")
+    add("--model", required=True, help="local model folder (its config.json) or a released architecture by "
+        "its vlmr1 tiny-model --like name, e.g. qwen2_5_vl_3b (an unknown name lists them)")
     add("--num_generations", type=integer(1), default=8)
     add("--per_device_train_batch_size", type=integer(1), default=8)
     add("--steps_per_generation", type=integer(1), default=1)
@@ -128,6 +115,7 @@ def build_parser() -> CommandParser:
     add("--images_per_prompt", type=integer(0), default=1)
     add("--min_pixels", type=integer(1), default=3136)
     add("--max_pixels", type=integer(1), default=12845056)
+    add("--max_anyres_num", type=integer(1), default=12, help="InternVL: most tiles per image (a thumbnail is added)")
     add("--max_completion_length", type=integer(1), default=256)
     add("--deepspeed", default=None, help="a DeepSpeed json (its ZeRO stage and offload are read)")
     add("--nproc", type=integer(1), default=1, help="processes (GPUs) in the run")
@@ -157,8 +145,8 @@ def plan_from_args(args) -> tuple[ModelShape, RunShape, dict]:
         shape = ModelShape.from_config(model_config(args.model))
     except (KeyError, ValueError) as e:
         raise bad_argument("--model", f"cannot read the model's sizes: {e}") from None
-    patches = 0 if size is None else args.images_per_prompt * image_patches(size, shape, args.min_pixels,
-                                                                            args.max_pixels)
+    patches = 0 if size is None else args.images_per_prompt * shape.image_patches(
+        size, args.min_pixels, args.max_pixels, args.max_anyres_num)
     run = RunShape(num_generations=args.num_generations, batch=args.per_device_train_batch_size,
                    prompt_text=args.prompt_tokens, image_patches=patches, completion=args.max_completion_length,
                    nproc=args.nproc, bf16=args.bf16, gradient_checkpointing=args.gradient_checkpointing,
