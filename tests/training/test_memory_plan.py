@@ -61,6 +61,18 @@ def test_shared_prefix_runs_the_prompt_once_per_group():
     assert shared["act_completion"] > stock["act_completion"]  # rows hold their prompt's keys/values
 
 
+def test_each_pass_adds_a_dense_embedding_gradient():
+    """The shared prefix embeds twice (prompt pass, completion pass): the second dense (vocab x hidden) gradient is a
+    transient added to the first; the stock forward embeds once (measured on CPU: bench_memory_plan.py)."""
+    untied = dataclasses.replace(SHAPE, tied=False)
+    tiny_batch = dict(batch=8, prompt_text=8, image_patches=0, completion=1, nproc=1)
+    embedding = untied.vocab * untied.hidden * 2
+    for shared, extra in ((True, embedding), (False, 0)):
+        planned = plan_memory(untied, dataclasses.replace(RUN, shared_prefix=shared, **tiny_batch))
+        held = planned.terms["weights"] + planned.terms["optimizer"] + planned.terms["gradients"]
+        assert planned.train_peak - held == pytest.approx(extra, abs=0.02 * embedding), shared
+
+
 def test_reference_model_only_with_beta_and_without_lora():
     assert plan(beta=0.0).terms["reference_model"] == 0
     assert plan(beta=0.04).terms["reference_model"] == plan().terms["weights"] * 1
@@ -132,6 +144,26 @@ def test_released_architectures_by_their_like_names(capsys):
     with pytest.raises(UserError, match="neither a local folder") as error:
         main(["--model", "internvl3_8b"])  # neither a name nor a folder with a config.json
     assert all(name in str(error.value) for name in LIKE)
+
+
+# zai-org/GLM-4.1V-9B-Thinking config.json sizes (the Hub page gives 10.3B parameters)
+GLM_41V_9B = {"model_type": "glm4v", "tie_word_embeddings": False,
+              "text_config": {"vocab_size": 151552, "hidden_size": 4096, "intermediate_size": 13696,
+                              "num_hidden_layers": 40, "num_attention_heads": 32, "num_key_value_heads": 2},
+              "vision_config": {"depth": 24, "hidden_size": 1536, "intermediate_size": 13696, "out_hidden_size": 4096,
+                                "num_heads": 12, "image_size": 336, "patch_size": 14, "spatial_merge_size": 2,
+                                "temporal_patch_size": 2, "in_channels": 3, "attention_bias": False}}
+
+
+def test_glm41v_from_a_local_config(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps(GLM_41V_9B))
+    main(["--model", str(tmp_path), "--image_size", "640x480", "--json"])
+    result = json.loads(capsys.readouterr().out)
+    assert round(result["params"] / 1e9, 1) == 10.3 and result["image_tokens"] == 391  # 644x476, as Qwen2-VL
+    glm = ModelShape.from_config(GLM_41V_9B)
+    qwen_like = dataclasses.replace(glm, text_norms=2)  # the two extra norms per layer save tensors too
+    run = dataclasses.replace(RUN, nproc=1)
+    assert plan_memory(glm, run).terms["act_completion"] > plan_memory(qwen_like, run).terms["act_completion"]
 
 
 def bench_module():

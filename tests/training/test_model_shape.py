@@ -31,7 +31,7 @@ def test_parameter_count_is_the_real_models(like, depths):
     assert ModelShape.from_config(config.to_dict()) == ModelShape.from_config(config)
 
 
-@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl"])
+@pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl", "glm4v"])
 @pytest.mark.parametrize("tied", [False, True])
 def test_parameter_count_of_tiny_configs(arch, tied):
     config = tiny_config(arch, text_layers=2, vision_layers=2, tie_word_embeddings=tied)
@@ -48,8 +48,8 @@ def test_internvit_variants_with_rms_norm_and_qk_norm():
 
 
 def test_unmodelled_family_names_what_is():
-    with pytest.raises(ValueError, match="'glm4v' is not modelled yet.*internvl"):
-        ModelShape.from_config({"model_type": "glm4v"})
+    with pytest.raises(ValueError, match="'llava' is not modelled yet.*internvl, glm4v"):
+        ModelShape.from_config({"model_type": "llava"})
 
 
 def image(width: int, height: int) -> Image.Image:
@@ -81,3 +81,13 @@ def test_internvl_tiles_are_the_processors(max_tiles):
                                           return_tensors="pt")["pixel_values"].shape[0]
         assert internvl_tiles(size, max_tiles) == tiles, size
     assert internvl_tiles((640, 480), 12) == 13  # 4 x 3 tiles and a thumbnail: 3328 image tokens
+
+
+def test_glm4v_patches_are_the_processors():
+    from vlmr1.models import tiny_processor
+
+    shape = ModelShape.from_config(tiny_config("glm4v", text_layers=1, vision_layers=1))
+    processor = tiny_processor("glm4v", min_pixels=112 * 112, max_pixels=28 * 28 * 2000)
+    for size in [*SIZES, (300, 20)]:
+        grid = processor.image_processor(images=[image(*size)], return_tensors="pt")["image_grid_thw"][0]
+        assert shape.image_patches(size, 112 * 112, 28 * 28 * 2000, max_tiles=1) == int(grid[1] * grid[2]), size

@@ -140,12 +140,13 @@ def _norm_bytes(width: int, act: int, rms: bool) -> int:
 
 
 def text_layer_bytes(shape: ModelShape, act: int, kv_tokens_per_token: float = 1.0) -> float:
-    """Bytes one decoder layer saves per token: two RMSNorms, q, k and v repeated to every head (SDPA with a mask),
-    the attention output and its copy for o_proj, the logsumexp, four SwiGLU tensors. ``kv_tokens_per_token``: keys
-    per query token held per row (completion rows of the shared prefix also hold their prompt's)."""
+    """Bytes one decoder layer saves per token: two RMSNorms (GLM-4: four), q, k and v repeated to every head (SDPA
+    with a mask), the attention output and its copy for o_proj, the logsumexp, four SwiGLU tensors.
+    ``kv_tokens_per_token``: keys per query token held per row (completion rows of the shared prefix also hold their
+    prompt's)."""
     h, q, ff = shape.hidden, shape.q_width, shape.intermediate
     attention = act * (3 * q + 2 * q * kv_tokens_per_token) + 4 * shape.heads
-    return 2 * _norm_bytes(h, act, True) + attention + 4 * act * ff
+    return shape.text_norms * _norm_bytes(h, act, True) + attention + 4 * act * ff
 
 
 def vision_block_bytes(shape: ModelShape, act: int) -> float:
@@ -224,16 +225,16 @@ def _activations(shape: ModelShape, run: RunShape, terms: dict) -> list[tuple[fl
     # merger and embeddings: the merged image tokens and the input embeddings with the image features
     terms["act_vision"] += act * (shape.vision_hidden * 2 * patches + 2 * shape.hidden * tokens_p)
     terms["act_recompute"] = max(completion_layer, prompt_layer, vision_layer if vision_trains else 0) if ckpt else 0
-    if run.shared_prefix:  # the completion pass's backward, then the prompt pass's
-        sweep = [(kept_completion, text_grads, transient_c)] * shape.layers
-        sweep += [(kept_prompt, 0.0, transient_p)] * shape.layers
-    else:
-        sweep = [(kept_completion + kept_prompt, text_grads, transient_c + transient_p)] * shape.layers
-    sweep += [(kept_vision, vision_grads, transient_v if vision_trains else 0.0)] * shape.vision_layers
-    if not run.lora_r:  # the input embedding's backward: a dense (vocab x hidden) gradient, added to the tied
-        embedding = shape.vocab * shape.hidden * grad_bytes  # head's (a transient) or kept (untied)
-        sweep.append((0.0, 0.0, embedding) if shape.tied else (0.0, embedding, 0.0))
-    return sweep
+    # each pass's input-embedding backward makes a dense (vocab x hidden) gradient: the first is kept (untied) or
+    # added to the tied head's (a transient), a later one is added (a transient)
+    embedding = 0.0 if run.lora_r else shape.vocab * shape.hidden * grad_bytes
+    first_embedding = (0.0, 0.0, embedding) if shape.tied else (0.0, embedding, 0.0)
+    vision = [(kept_vision, vision_grads, transient_v if vision_trains else 0.0)] * shape.vision_layers
+    if run.shared_prefix:  # the completion pass's backward and embedding, then the prompt pass's
+        return ([(kept_completion, text_grads, transient_c)] * shape.layers + [first_embedding]
+                + [(kept_prompt, 0.0, transient_p)] * shape.layers + vision + [(0.0, 0.0, embedding)])
+    return ([(kept_completion + kept_prompt, text_grads, transient_c + transient_p)] * shape.layers + vision
+            + [first_embedding])
 
 
 def _train_peak(terms: dict, sweep: list[tuple[float, float, float]], head_grads: float) -> float:

@@ -1,8 +1,9 @@
 """The sizes of a vision-language model that decide its memory, read from its config: no model, no torch.
 
 Parameter counts follow the transformers 5 classes module by module (tested equal to them for every modelled
-family): the Qwen families (Qwen2-VL, Qwen2.5-VL, Qwen3-VL) and InternVL (InternViT tiles, a pixel-shuffle projector
-and a Qwen2 decoder). Image sizes become vision patches as the families' processors resize or tile them.
+family): the Qwen families (Qwen2-VL, Qwen2.5-VL, Qwen3-VL), InternVL (InternViT tiles, a pixel-shuffle projector
+and a Qwen2 decoder) and GLM-4.1V (a Qwen2.5-VL-like tower with a conv downsample, and a GLM-4 decoder whose layers
+have four norms). Image sizes become vision patches as the families' processors resize or tile them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 from dataclasses import dataclass
 
 QWEN_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
-MODELLED = (*QWEN_TYPES, "internvl")
+MODELLED = (*QWEN_TYPES, "internvl", "glm4v")
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,9 @@ class ModelShape:
             (InternVL: the pixel shuffle, ``1 / downsample_ratio`` squared).
         deepstack: Qwen3-VL's extra mergers; position_embeddings: learned position rows of the vision tower.
         tile: InternVL's tile side in pixels (0: the Qwen resize); each tile adds a class token to the tower.
-        vision_bias, vision_qk_norm: InternViT's q/k/v biases and q/k RMSNorms.
+        vision_bias, vision_qk_norm: the vision tower's q/k/v biases (InternViT, GLM-4.1V) and q/k RMSNorms.
+        text_norms: RMSNorms per decoder layer (GLM-4: 4, around attention and MLP each).
+        merger_intermediate: GLM-4.1V's merger MLP width (its blocks' MLP width is ``vision_intermediate``).
     """
 
     model_type: str
@@ -61,6 +64,8 @@ class ModelShape:
     tile: int = 0
     vision_bias: bool = True
     vision_qk_norm: bool = False
+    text_norms: int = 2
+    merger_intermediate: int = 0
 
     @classmethod
     def from_config(cls, config) -> ModelShape:
@@ -84,6 +89,15 @@ class ModelShape:
                       qkv_bias=model_type != "qwen3_vl", qk_norm=model_type == "qwen3_vl")
         if model_type == "internvl":
             return cls(**common, **_internvl_vision(c, vision))
+        if model_type == "glm4v":  # the blocks' MLP is out_hidden_size wide; intermediate_size is the merger's
+            side = vision.get("image_size", 336)
+            return cls(**common, text_norms=4, vision_layers=vision["depth"], vision_hidden=vision["hidden_size"],
+                       vision_intermediate=vision["out_hidden_size"], vision_out=vision["out_hidden_size"],
+                       vision_heads=vision.get("num_heads", 12), patch=vision.get("patch_size", 14),
+                       merge=vision.get("spatial_merge_size", 2), temporal_patch=vision.get("temporal_patch_size", 2),
+                       channels=vision.get("in_channels", 3), vision_bias=vision.get("attention_bias", False),
+                       position_embeddings=(side // vision.get("patch_size", 14)) ** 2,
+                       merger_intermediate=vision["intermediate_size"])
         common.update(vision_layers=vision.get("depth", 0), patch=vision.get("patch_size", 14),
                       vision_heads=vision.get("num_heads", 16), merge=vision.get("spatial_merge_size", 2),
                       temporal_patch=vision.get("temporal_patch_size", 2),
@@ -119,7 +133,7 @@ class ModelShape:
     def text_layer_params(self) -> int:
         h, q, kv, ff = self.hidden, self.q_width, self.kv_width, self.intermediate
         attention = h * (q + 2 * kv) + q * h + (q + 2 * kv) * self.qkv_bias + 2 * self.head_dim * self.qk_norm
-        return attention + 3 * h * ff + 2 * h
+        return attention + 3 * h * ff + self.text_norms * h
 
     def embedding_params(self) -> int:
         """Input embeddings and LM head (one matrix when tied)."""
@@ -130,6 +144,8 @@ class ModelShape:
             return 0
         if self.tile:
             return self._internvit_params()
+        if self.model_type == "glm4v":
+            return self._glm4v_vision_params()
         d, f, norm = self.vision_hidden, self.vision_intermediate, 1 if self.vision_rms else 2
         mlp = (3 * d * f + 2 * f + d) if self.vision_gated else (2 * d * f + f + d)
         block = 2 * norm * d + 3 * d * d + 3 * d + d * d + d + mlp
@@ -153,6 +169,18 @@ class ModelShape:
         projector = 2 * merged + merged * h + h + h * h + h
         return embeddings + self.vision_layers * block + projector
 
+    def _glm4v_vision_params(self) -> int:
+        """Position table, conv3d patch embedding, RMSNorm SwiGLU blocks (bias-free projection and MLP), norms after
+        the conv and after the blocks, the conv downsample to ``vision_out``, and the merger (projection, LayerNorm,
+        SwiGLU of ``merger_intermediate``)."""
+        d, f, o = self.vision_hidden, self.vision_intermediate, self.vision_out
+        block = 2 * d + 3 * d * d + 3 * d * self.vision_bias + d * d + 3 * d * f
+        patch_embed = self.channels * self.temporal_patch * self.patch**2 * d + d
+        downsample = o * d * self.merge**2 + o
+        merger = o * o + 2 * o + 3 * o * self.merger_intermediate
+        return (self.position_embeddings * d + patch_embed + self.vision_layers * block + 2 * d + downsample
+                + merger)
+
     def total_params(self) -> int:
         return self.embedding_params() + self.layers * self.text_layer_params() + self.hidden + self.vision_params()
 
@@ -170,6 +198,9 @@ class ModelShape:
             return internvl_tiles(size, max_tiles, self.tile) * self.tile_patches
         factor = self.patch * self.merge
         width, height = size
+        if self.model_type == "glm4v" and min(width, height) < factor:  # GLM scales a thin image up first
+            scale = max(factor / height, factor / width)
+            width, height = int(width * scale), int(height * scale)
         h, w = max(factor, round(height / factor) * factor), max(factor, round(width / factor) * factor)
         if h * w > max_pixels:  # the processor's smart_resize, without importing transformers
             beta = math.sqrt(height * width / max_pixels)
