@@ -56,7 +56,10 @@ def test_gradient_checkpointing_keeps_one_tensor_per_layer():
 
 def test_shared_prefix_runs_the_prompt_once_per_group():
     stock, shared = plan(shared_prefix=False).terms, plan(shared_prefix=True).terms
-    assert stock["act_prompt"] / shared["act_prompt"] == pytest.approx(8)
+    # the prompt pass feeds the completions through keys/values only: its last layer keeps just the input norm
+    assert stock["act_prompt"] / shared["act_prompt"] == pytest.approx(8 * 36 / 35, rel=0.01)
+    checkpointed = [plan(shared_prefix=s, gradient_checkpointing=True).terms["act_prompt"] for s in (False, True)]
+    assert checkpointed[0] / checkpointed[1] == pytest.approx(8)  # layer inputs only, the last layer's too
     assert stock["act_vision"] / shared["act_vision"] == pytest.approx(8, rel=0.01)
     assert shared["act_completion"] > stock["act_completion"]  # rows hold their prompt's keys/values
 
@@ -178,7 +181,7 @@ def test_plan_matches_the_measured_peak_on_cpu():
     """One real forward+backward (shared prefix, small widths) in one fresh process: the plan within 15% of its
     resident-memory peak and of the gradients it leaves."""
     bench = bench_module()
-    (case,) = bench.cases(tiny=True, depths=[1], threads=1, only="shared")
+    (case,) = bench.cases(tiny=True, depths=[2], threads=1, only="shared")
     plan, measured = bench.planned(case), bench.measure(case)
     for term in ("gradients", "forward_backward"):
         assert plan[term] / measured[term] == pytest.approx(1, abs=0.15), (term, plan, measured)

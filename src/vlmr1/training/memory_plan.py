@@ -219,7 +219,11 @@ def _activations(shape: ModelShape, run: RunShape, terms: dict) -> list[tuple[fl
     transient_c = (completion_layer if ckpt else 0) + mlp_grad * tokens_c
     transient_p = (prompt_layer if ckpt else 0) + mlp_grad * tokens_p
     transient_v = (vision_layer if ckpt else 0) + 2 * act * shape.vision_intermediate * patches
-    terms["act_prompt"] = shape.layers * kept_prompt
+    # the shared prefix's prompt pass is used only through each layer's keys/values: its last layer keeps no more
+    # than the input norm that feeds k_proj and v_proj (the rest of that layer is computed and dropped)
+    last_prompt = (kept_prompt if ckpt else _norm_bytes(shape.hidden, act, True) * tokens_p) if run.shared_prefix \
+        else kept_prompt
+    terms["act_prompt"] = (shape.layers - 1) * kept_prompt + last_prompt
     terms["act_completion"] = shape.layers * kept_completion
     terms["act_vision"] = shape.vision_layers * kept_vision
     # merger and embeddings: the merged image tokens and the input embeddings with the image features
@@ -232,7 +236,8 @@ def _activations(shape: ModelShape, run: RunShape, terms: dict) -> list[tuple[fl
     vision = [(kept_vision, vision_grads, transient_v if vision_trains else 0.0)] * shape.vision_layers
     if run.shared_prefix:  # the completion pass's backward and embedding, then the prompt pass's
         return ([(kept_completion, text_grads, transient_c)] * shape.layers + [first_embedding]
-                + [(kept_prompt, 0.0, transient_p)] * shape.layers + vision + [(0.0, 0.0, embedding)])
+                + [(last_prompt, 0.0, transient_p)] + [(kept_prompt, 0.0, transient_p)] * (shape.layers - 1) + vision
+                + [(0.0, 0.0, embedding)])
     return ([(kept_completion + kept_prompt, text_grads, transient_c + transient_p)] * shape.layers + vision
             + [first_embedding])
 
