@@ -4,6 +4,8 @@ make (Qwen's resize, InternVL's tiles)."""
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,11 @@ from PIL import Image
 from vlmr1.models import get_family, tiny_config, train_tiny_tokenizer
 from vlmr1.models.full_size import LIKE, real_config, real_processor
 from vlmr1.training.model_shape import ModelShape, internvl_tiles
+
+
+@cache
+def tokenizer_for(model_type: str):
+    return train_tiny_tokenizer(tokens=get_family(model_type).chat_tokens())
 
 
 def meta_count(config, model_type: str) -> int:
@@ -24,8 +31,7 @@ def meta_count(config, model_type: str) -> int:
 @pytest.mark.parametrize("depths", [(2, 2), (None, None)], ids=["cut", "released"])
 def test_parameter_count_is_the_real_models(like, depths):
     model_type = LIKE[like].model_type
-    tokenizer = train_tiny_tokenizer(tokens=get_family(model_type).chat_tokens())
-    config = real_config(like, tokenizer, text_layers=depths[0], vision_layers=depths[1])
+    config = real_config(like, tokenizer_for(model_type), text_layers=depths[0], vision_layers=depths[1])
     assert ModelShape.from_config(config).total_params() == meta_count(config, model_type)
     # a config.json read back as a dict gives the same shape as the config object
     assert ModelShape.from_config(config.to_dict()) == ModelShape.from_config(config)
@@ -34,14 +40,13 @@ def test_parameter_count_is_the_real_models(like, depths):
 @pytest.mark.parametrize("arch", ["qwen2_vl", "qwen2_5_vl", "qwen3_vl", "internvl", "glm4v"])
 @pytest.mark.parametrize("tied", [False, True])
 def test_parameter_count_of_tiny_configs(arch, tied):
-    config = tiny_config(arch, text_layers=2, vision_layers=2, tie_word_embeddings=tied)
+    config = tiny_config(arch, tokenizer=tokenizer_for(arch), text_layers=2, vision_layers=2, tie_word_embeddings=tied)
     assert ModelShape.from_config(config).total_params() == meta_count(config, arch)
 
 
 def test_internvit_variants_with_rms_norm_and_qk_norm():
     """InternViT-6B's settings (RMSNorm, q/k norms, no q/k/v bias) are counted too."""
-    tokenizer = train_tiny_tokenizer(tokens=get_family("internvl").chat_tokens())
-    config = real_config("internvl3_2b", tokenizer, text_layers=1, vision_layers=2)
+    config = real_config("internvl3_2b", tokenizer_for("internvl"), text_layers=1, vision_layers=2)
     config.vision_config.norm_type, config.vision_config.use_qk_norm = "rms_norm", True
     config.vision_config.attention_bias = False
     assert ModelShape.from_config(config).total_params() == meta_count(config, "internvl")
@@ -62,8 +67,8 @@ SIZES = [(640, 480), (1280, 720), (300, 1000), (448, 448), (100, 60), (2000, 500
 @pytest.mark.parametrize("like", ["qwen2_5_vl_3b", "qwen3_vl_4b"])
 def test_qwen_patches_are_the_processors(like):
     processor = real_processor(like)
-    tokenizer = train_tiny_tokenizer(tokens=get_family(LIKE[like].model_type).chat_tokens())
-    shape = ModelShape.from_config(real_config(like, tokenizer, text_layers=1, vision_layers=2))
+    shape = ModelShape.from_config(real_config(like, tokenizer_for(LIKE[like].model_type), text_layers=1,
+                                               vision_layers=2))
     settings = LIKE[like].image_settings
     for size in SIZES:
         grid = processor.image_processor(images=[image(*size)], return_tensors="pt")["image_grid_thw"][0]
@@ -86,7 +91,8 @@ def test_internvl_tiles_are_the_processors(max_tiles):
 def test_glm4v_patches_are_the_processors():
     from vlmr1.models import tiny_processor
 
-    shape = ModelShape.from_config(tiny_config("glm4v", text_layers=1, vision_layers=1))
+    shape = ModelShape.from_config(tiny_config("glm4v", tokenizer=tokenizer_for("glm4v"), text_layers=1,
+                                               vision_layers=1))
     processor = tiny_processor("glm4v", min_pixels=112 * 112, max_pixels=28 * 28 * 2000)
     for size in [*SIZES, (300, 20)]:
         grid = processor.image_processor(images=[image(*size)], return_tensors="pt")["image_grid_thw"][0]
