@@ -12,7 +12,9 @@ The terms follow how the libraries hold things in TRL 1.16, transformers 5 and D
   gradient checkpointing a layer keeps its input only, and one layer is recomputed at a time in backward.
 * The shared prefix (``vlmr1.training.shared_prefix``): each distinct prompt of the micro-batch runs once (vision
   tower and prompt tokens), and each completion row attends to its prompt's keys/values gathered and repeated to
-  every head. The stock path runs prompt and vision tower once per row.
+  every head. The prompt pass reaches the loss only through its keys/values, so its last layer keeps just the norm
+  feeding k_proj and v_proj. Each pass embeds its tokens: its backward makes a dense (vocab x hidden) gradient, the
+  second one a transient added to the first. The stock path runs prompt and vision tower once per row.
 * The LM head: TRL's fused head never builds the (tokens x vocab) logits; it keeps a (4,096-token x 32,768-vocab)
   tile in the compute dtype and, in backward, fp32 accumulators for the hidden-state gradient and, when the head is
   trained, a (vocab x hidden) fp32 weight gradient. Without Triton (CPU) it scores every position, not only the
@@ -269,8 +271,8 @@ def _lm_head(shape: ModelShape, run: RunShape, terms: dict) -> None:
         head += CPU_HEAD_TEMPORARIES * tile * 4
     weight_bytes = 2 if run.bf16 and not run.fp32_weights else 4
     head_trains = not run.lora_r
-    if head_trains and weight_bytes == 2:  # the fp32 accumulator of the head's weight gradient, before its cast
-        head += shape.vocab * shape.hidden * 4
+    if head_trains:  # the fp32 accumulator of the head's weight gradient, alive with the tiles (in fp32 it becomes
+        head += shape.vocab * shape.hidden * 4  # the gradient; in bf16 it is cast to it)
     terms["lm_head"] = head
     # the head's gradient (the tied embedding's too) stays from the head's backward on; untied, the input
     # embedding's arrives last (see _activations)
