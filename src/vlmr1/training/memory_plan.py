@@ -163,6 +163,16 @@ def vision_block_bytes(shape: ModelShape, act: int) -> float:
     return 2 * _norm_bytes(d, act, shape.vision_rms) + 8 * act * d + mlp
 
 
+def vision_outside_bytes(shape: ModelShape, act: int) -> float:
+    """Bytes per patch the merger saves after the vision blocks: its norm over the blocks' output, then the MLP's two
+    hidden tensors per image token (Qwen, GLM: as wide as the merged patches; InternVL's projector: a LayerNorm over
+    the shuffled patches and two text-wide tensors). The patch embedding keeps a view of the input pixels."""
+    d = shape.vision_hidden
+    if shape.tile:
+        return 2 * act * d + 2 * act * shape.hidden / shape.merge**2
+    return _norm_bytes(d, act, shape.vision_rms) + 2 * act * d
+
+
 def _states(shape: ModelShape, run: RunShape, terms: dict) -> float:
     """Weights, gradients, optimizer and reference model; returns the bytes of one copy of the weights."""
     params = shape.total_params()
@@ -228,20 +238,26 @@ def _activations(shape: ModelShape, run: RunShape, terms: dict) -> list[tuple[fl
     terms["act_prompt"] = (shape.layers - 1) * kept_prompt + last_prompt
     terms["act_completion"] = shape.layers * kept_completion
     terms["act_vision"] = shape.vision_layers * kept_vision
-    # merger and embeddings: the merged image tokens and the input embeddings with the image features
-    terms["act_vision"] += act * (shape.vision_hidden * 2 * patches + 2 * shape.hidden * tokens_p)
+    # the merger (projector) when the tower trains, and the input embeddings with the image features
+    merger = vision_outside_bytes(shape, act) * patches if vision_trains else 0.0
+    terms["act_vision"] += merger + act * 2 * shape.hidden * tokens_p
+    # the final norm's fp32 input and normalized tensor over the positions reaching the head (its output is the
+    # head's input, counted with the head); freed as the backward enters the last layer
+    final_norm = (4 + act) * shape.hidden * (tokens_c if run.shared_prefix else tokens_c + rows * prompt)
+    terms["act_completion"] += final_norm
     terms["act_recompute"] = max(completion_layer, prompt_layer, vision_layer if vision_trains else 0) if ckpt else 0
     # each pass's input-embedding backward makes a dense (vocab x hidden) gradient: the first is kept (untied) or
     # added to the tied head's (a transient), a later one is added (a transient)
     embedding = 0.0 if run.lora_r else shape.vocab * shape.hidden * grad_bytes
     first_embedding = (0.0, 0.0, embedding) if shape.tied else (0.0, embedding, 0.0)
     vision = [(kept_vision, vision_grads, transient_v if vision_trains else 0.0)] * shape.vision_layers
+    vision = [(merger, 0.0, 0.0)] + vision
     if run.shared_prefix:  # the completion pass's backward and embedding, then the prompt pass's
-        return ([(kept_completion, text_grads, transient_c)] * shape.layers + [first_embedding]
-                + [(last_prompt, 0.0, transient_p)] + [(kept_prompt, 0.0, transient_p)] * (shape.layers - 1) + vision
-                + [(0.0, 0.0, embedding)])
-    return ([(kept_completion + kept_prompt, text_grads, transient_c + transient_p)] * shape.layers + vision
-            + [first_embedding])
+        return ([(final_norm, 0.0, 0.0)] + [(kept_completion, text_grads, transient_c)] * shape.layers
+                + [first_embedding] + [(last_prompt, 0.0, transient_p)]
+                + [(kept_prompt, 0.0, transient_p)] * (shape.layers - 1) + vision + [(0.0, 0.0, embedding)])
+    return ([(final_norm, 0.0, 0.0)] + [(kept_completion + kept_prompt, text_grads, transient_c + transient_p)]
+            * shape.layers + vision + [first_embedding])
 
 
 def _train_peak(terms: dict, sweep: list[tuple[float, float, float]], head_grads: float) -> float:
