@@ -223,8 +223,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--tiny", action="store_true", help="small Qwen2.5-VL widths (seconds) instead of --like's")
-    parser.add_argument("--like", default="qwen2_5_vl_3b", choices=["qwen2_5_vl_3b", "internvl3_2b"],
-                        help="the released architecture whose widths to measure")
+    parser.add_argument("--like", default="qwen2_5_vl_3b", help="the released architecture whose widths to measure "
+                        "(a vlmr1.models.full_size.LIKE name)")
     parser.add_argument("--depths", default=None, help="text layers per case, comma-separated (default 1,2,4)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="one JSON line per case")
@@ -232,9 +232,13 @@ def main() -> None:
                         "and gradient checkpointing); default all three")
     parser.add_argument("--replan", help="a --json output: print its measurements against the current plan")
     args = parser.parse_args()
+    from vlmr1.models.full_size import LIKE
+
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
         return
+    if args.like not in LIKE:
+        parser.error(f"--like: one of {', '.join(LIKE)}")
     depths = [int(d) for d in (args.depths or "1,2,4").split(",")]
     if not args.json:
         print(f"{'case':58s} {'term':17s} {'plan MiB':>9s} {'measured MiB':>13s} {'plan/measured':>14s}")

@@ -20,7 +20,7 @@ The terms follow how the libraries hold things in TRL 1.16, transformers 5 and D
   trained, a (vocab x hidden) fp32 weight gradient. Without Triton (CPU) it scores every position, not only the
   completion's, and folds each tile with a few fp32 temporaries.
 
-Model sizes come from :class:`vlmr1.training.model_shape.ModelShape` (the Qwen families and InternVL). Known limits:
+Model sizes come from :class:`vlmr1.training.model_shape.ModelShape` (Qwen families, InternVL, GLM-4.1V). Known limits:
 allocator fragmentation, NCCL buffers and the CUDA context are one fixed reserve (``CUDA_RESERVE``).
 """
 
