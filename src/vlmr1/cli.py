@@ -7,6 +7,7 @@
     vlmr1 data <command> ...      make, convert or check datasets (coco, refcoco, shapes, gui-synthetic, check)
     vlmr1 draw JSONL ...          previews: decoded contours/boxes over the images, true mask beside, IoU
     vlmr1 tiny-model ...          write a tiny offline model + processor (tests, demo)
+    vlmr1 plan --model ...        expected per-GPU memory of a GRPO run, and whether it fits the card
     vlmr1 rewards                 list the registered reward functions and accuracy methods
 
 A known problem (bad data, a flag out of range, a missing file) prints ``where: kind: what (fix: ...)`` and exits with
@@ -121,6 +122,12 @@ def _demo(argv: list[str]) -> None:
     main(argv)
 
 
+def _plan(argv: list[str]) -> None:
+    from vlmr1.training.memory_report import main
+
+    main(argv)
+
+
 def _rewards(argv: list[str]) -> None:
     from vlmr1.rewards import REWARD_REGISTRY, list_accuracy_methods, list_rewards
 
@@ -139,6 +146,7 @@ COMMANDS = {
     "report": (_report, "report.html of a training run (finished or running): curves, rollouts, eval metrics"),
     "draw": (_draw, "draw contours/boxes of a jsonl (or eval predictions) over its images, with IoU"),
     "tiny-model": (_tiny_model, "write a tiny offline model and processor for tests and the demo"),
+    "plan": (_plan, "expected per-GPU memory of a GRPO run and whether it fits the card (nothing loaded)"),
     "rewards": (_rewards, "list reward functions and accuracy methods"),
 }
 
