@@ -145,13 +145,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.steps < 3:
         parser.error("--steps: give 3 or more (a warm-up step, then at least one stock and one shared step)")
-    with stdout_to_stderr():
-        result = run(args)
+    with stdout_to_stderr(), tempfile.TemporaryDirectory(prefix="vlmr1_gpu_smoke_") as workdir:
+        result = run(args, workdir)
     print(json.dumps(result), flush=True)
     return result
 
 
-def run(args: argparse.Namespace) -> dict:
+def run(args: argparse.Namespace, workdir: str) -> dict:
     from vlmr1.models import get_family
     from vlmr1.training.config import VLMR1Arguments, VLMR1GRPOConfig
     from vlmr1.training.setup import check_data, make_datasets
@@ -161,7 +161,6 @@ def run(args: argparse.Namespace) -> dict:
     if gpu and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: run with --tiny for the CPU check")
     use_vllm = gpu and not args.no_vllm and _vllm_importable()
-    workdir = tempfile.mkdtemp(prefix="vlmr1_gpu_smoke_")
     data = write_data(workdir, 4 * args.steps, (640, 480))
     model, processor = build_model(args.tiny, "cuda" if gpu else "cpu", torch.bfloat16 if gpu else torch.float32)
     if use_vllm:  # vLLM loads weights from a folder
