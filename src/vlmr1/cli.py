@@ -72,7 +72,8 @@ def _tiny_model(argv: list[str]) -> None:
                            f"leave out {flag}")
     path = build_real_width_model(args.like, args.output, seed=args.seed, dtype=dtype, **layers)
     depth = (layers.get("text_layers", DEFAULT_TEXT_LAYERS), layers.get("vision_layers", DEFAULT_VISION_LAYERS))
-    print(f"wrote {args.like} at real width ({depth[0]} text layers, {depth[1]} vision blocks) to {path}")
+    print(f"wrote {args.like} at real width ({depth[0]} text layer{'s' * (depth[0] != 1)}, {depth[1]} vision "
+          f"block{'s' * (depth[1] != 1)}) to {path}")
 
 
 DATA_COMMANDS = {

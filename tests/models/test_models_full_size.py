@@ -137,7 +137,7 @@ def test_tiny_model_like_rejects_unknown_names_before_building(tmp_path, capsys)
 def test_tiny_model_like_saves_a_folder_that_loads_back(tmp_path, capsys):
     main(["tiny-model", "--like", "qwen2_vl_2b", "--text_layers", "1", "--vision_layers", "1", "--dtype", "bfloat16",
           "--output_dir", str(tmp_path / "m")])
-    assert "qwen2_vl_2b at real width (1 text layers, 1 vision blocks)" in capsys.readouterr().out
+    assert "qwen2_vl_2b at real width (1 text layer, 1 vision block)" in capsys.readouterr().out
     config = json.loads((tmp_path / "m" / "config.json").read_text())
     assert config["text_config"]["hidden_size"] == 1536 and config["text_config"]["vocab_size"] == 151936
     assert AutoConfig.from_pretrained(tmp_path / "m").vision_config.depth == 1
