@@ -22,12 +22,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
 import dataclasses
 import gc
 import logging
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -47,6 +45,7 @@ from trl.trainer.utils import shuffle_sequence_dict, split_pixel_values_by_grid,
 from vlmr1.models import build_tiny_model, get_family  # noqa: E402
 from vlmr1.models.full_size import LIKE, real_width_model  # noqa: E402
 from vlmr1.training.config import VLMR1GRPOConfig  # noqa: E402
+from vlmr1.training.resident_memory import peak_bytes, reset_peak, settled_resident_bytes  # noqa: E402
 from vlmr1.training.trainer import VLMGRPOTrainer  # noqa: E402
 
 QUESTION = ("Look at the picture carefully and count every red shape, every blue shape and every green shape you "
@@ -180,10 +179,8 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats()
             self.start = torch.cuda.memory_allocated()
         else:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-            with open("/proc/self/clear_refs", "w") as f:
-                f.write("5")  # VmHWM := current RSS
-            self.start = _rss_kib("VmRSS") * 1024
+            self.start = settled_resident_bytes()
+            reset_peak()
         return self
 
     def __exit__(self, *exc):
@@ -191,13 +188,8 @@ class PeakMemory:
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated()
         else:
-            peak = _rss_kib("VmHWM") * 1024
+            peak = peak_bytes()
         self.mib = (peak - self.start) / 2**20
-
-
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1))
 
 
 def timed(fn, device: str) -> tuple[float, float]:

@@ -21,11 +21,8 @@ Prints, per case, the plan and the measurement of each term and their ratio.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -33,15 +30,6 @@ MMAP_THRESHOLD = "65536"
 MiB = 2**20
 
 
-def _rss(field: str = "VmRSS") -> int:
-    with open("/proc/self/status") as f:
-        return int(re.search(rf"{field}:\s+(\d+)", f.read()).group(1)) * 1024
-
-
-def _settle() -> int:
-    gc.collect()
-    ctypes.CDLL("libc.so.6").malloc_trim(0)
-    return _rss()
 
 
 def model_config(case: dict):
@@ -141,17 +129,18 @@ def child(case: dict) -> dict:
     from trl.trainer.utils import add_fused_lm_head
 
     from vlmr1.models import get_family
+    from vlmr1.training.resident_memory import peak_bytes, reset_peak, settled_resident_bytes
 
     torch.set_num_threads(case["threads"])
     config = model_config(case)
     config.get_text_config()._attn_implementation = "sdpa"
     inputs = batch(config, case)
-    start = _settle()
+    start = settled_resident_bytes()
     torch.manual_seed(0)
     model = get_family(config.model_type).model_class(config)
     model.config._attn_implementation = "sdpa"
     model.train()
-    weights = _settle() - start
+    weights = settled_resident_bytes() - start
     add_fused_lm_head(model, outputs=("log_probs", "entropy"))
     if case["gradient_checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -160,14 +149,13 @@ def child(case: dict) -> dict:
     forward_backward(model, small, case["completion"], False)
     model.zero_grad(set_to_none=True)
     del small
-    before = _settle()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # VmHWM := VmRSS
+    before = settled_resident_bytes()
+    reset_peak()
     held = []
     forward_backward(model, inputs, case["completion"], case["shared_prefix"],
-                     after_forward=lambda: held.append(_settle() - before))
-    peak = _rss("VmHWM") - before
-    gradients = _settle() - before
+                     after_forward=lambda: held.append(settled_resident_bytes() - before))
+    peak = peak_bytes() - before
+    gradients = settled_resident_bytes() - before
     params = sum(p.numel() for p in model.parameters())
     return {"weights": weights, "gradients": gradients, "activations": held[0], "forward_backward": peak,
             "params": params}

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import random
-import re
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,8 @@ import time
 import torch
 from PIL import Image, ImageDraw
 from transformers import TrainerCallback
+
+from vlmr1.training import resident_memory
 
 
 def write_data(folder: str, num: int, size: tuple[int, int]) -> str:
@@ -88,17 +89,15 @@ class AlternateSharedPrefix(TrainerCallback):
 def reset_peak_memory(gpu: bool) -> None:
     if gpu:
         torch.cuda.reset_peak_memory_stats()
-    elif os.path.exists("/proc/self/clear_refs"):
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")  # VmHWM := current RSS
+    else:
+        resident_memory.reset_peak()
 
 
 def peak_memory_gib(gpu: bool) -> float:
     """Peak since the last reset: allocated GPU memory, or the process's resident-set high-water mark on CPU."""
     if gpu:
         return torch.cuda.max_memory_allocated() / 2**30
-    with open("/proc/self/status") as f:
-        return int(re.search(r"VmHWM:\s+(\d+)", f.read()).group(1)) / 2**20
+    return resident_memory.peak_bytes() / 2**30
 
 
 def summarize(log_history: list[dict], shared: list[bool], peak_gib: list[float]) -> dict:
